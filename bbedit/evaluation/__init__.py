@@ -1,0 +1,1 @@
+"""Benchmarks: code here, suites and committed reports under ``eval/``."""

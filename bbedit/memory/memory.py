@@ -1,0 +1,437 @@
+"""EditMemory: the store of fact updates, searchable by meaning and by subject name."""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bbedit.errors import ConfigError, DuplicateEdit, EditNotFound, InvalidEdit, MemoryCorrupt
+from bbedit.memory.embedder import Embedder, load_embedder
+from bbedit.memory.index import VectorIndex
+from bbedit.memory.store import DB_NAME, EditStore
+from bbedit.memory.subjects import SubjectIndex, SubjectMatch, fold, tokens
+from bbedit.types import Edit, Hit
+
+log = logging.getLogger(__name__)
+
+EditLike = Edit | Mapping[str, Any]
+EditList = list[Edit]  # EditMemory.list shadows the builtin inside the class body
+
+
+def subject_span(text: str, names: Sequence[str]) -> tuple[int, int] | None:
+    """Character span of the first of ``names`` found in ``text`` (token-wise, case-insensitive)."""
+    toks = tokens(text)
+    keys = [tuple(t for t, _, _ in tokens(n)) for n in names]
+    for key in keys:
+        if not key:
+            continue
+        for i in range(len(toks) - len(key) + 1):
+            if tuple(t for t, _, _ in toks[i:i + len(key)]) == key:
+                return toks[i][1], toks[i + len(key) - 1][2]
+    return None
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Everything the memory knows about one query, computed with one embedding call.
+
+    ``hits`` are the nearest edits by meaning; ``matches`` the subject names the
+    query contains; ``context`` maps each matched span to the embedding of the
+    query without it (what is said *about* the subject); ``seconds`` the time taken.
+    """
+
+    query: str
+    vector: np.ndarray
+    hits: list[Hit]
+    matches: list[SubjectMatch]
+    context: dict[tuple[int, int], np.ndarray]
+    seconds: float = 0.0
+    edits_by_row: dict[int, Edit] = field(default_factory=dict)
+
+
+def _as_edit(e: EditLike) -> Edit:
+    if isinstance(e, Edit):
+        return e
+    if isinstance(e, Mapping):
+        return Edit.from_dict(e)
+    raise InvalidEdit(f"expected an Edit or a dict, got {type(e).__name__}")
+
+
+class EditMemory:
+    """Fact updates, embedded for search, kept in SQLite.
+
+    ``path`` is a memory directory (created if missing) or None for a memory
+    that lives only in this process (save it later with :meth:`save`).
+    ``embedder`` is an :class:`Embedder` or a sentence-transformers model id/path
+    (default: the packaged all-MiniLM-L6-v2). A later edit of the same subject
+    and relation supersedes the earlier one, which stays readable as history
+    (``supersede_threshold`` is the minimum similarity of what the two prompts say
+    about the subject). Thread-safe.
+
+    Raises :class:`MemoryCorrupt` when ``path`` holds an unreadable memory.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, embedder: Embedder | str | None = None,
+                 index_kind: str = "auto", hnsw_threshold: int = 50_000, supersede_threshold: float = 0.8) -> None:
+        self.embedder: Embedder = embedder if isinstance(embedder, Embedder) else load_embedder(embedder)
+        self.path = Path(path) if path is not None else None
+        self.supersede_threshold = supersede_threshold
+        if self.path is not None:
+            if self.path.exists() and not self.path.is_dir():
+                raise MemoryCorrupt(f"{self.path} is a file, not a memory directory")
+            self.path.mkdir(parents=True, exist_ok=True)
+        self._store = EditStore(self.path / DB_NAME if self.path else None, self.embedder.dim)
+        self._lock = threading.RLock()
+        self._index = VectorIndex(self.embedder.dim, kind=index_kind, hnsw_threshold=hnsw_threshold)
+        self._subjects = SubjectIndex()
+        self._edits: dict[int, Edit] = {}
+        self._row_of: dict[str, int] = {}
+        self._ctx: dict[int, np.ndarray] = {}
+        self._load()
+
+    # -- loading ----------------------------------------------------------------------------------
+    def _load(self) -> None:
+        stored = self._store.get_meta("embedder")
+        if stored is not None and stored != self.embedder.name:
+            log.warning("memory %s was embedded with %s; re-embedding its edits with %s",
+                        self.path, stored, self.embedder.name)
+            self._reembed_all()
+        self._store.set_meta("embedder", self.embedder.name)
+        rows, embs = [], []
+        for r in self._store.rows(active_only=True):
+            self._register(r.row, r.edit, r.ctx)
+            rows.append(r.row)
+            embs.append(r.emb)
+        if rows:
+            self._index.add(rows, np.stack(embs))
+        log.debug("loaded %d active edits from %s", len(rows), self.path or "memory")
+
+    def _reembed_all(self) -> None:
+        all_rows = list(self._store.rows())
+        embs, ctxs = self._embed([r.edit for r in all_rows])
+        self._store.write([], replace=[(r.edit, e, c) for r, e, c in zip(all_rows, embs, ctxs, strict=True)])
+
+    def _register(self, row: int, edit: Edit, ctx: np.ndarray) -> None:
+        self._edits[row] = edit
+        self._row_of[edit.id] = row
+        self._ctx[row] = ctx
+        self._subjects.add(row, edit.names)
+
+    def _unregister(self, row: int) -> None:
+        edit = self._edits.pop(row)
+        self._row_of.pop(edit.id, None)
+        self._ctx.pop(row, None)
+        self._subjects.remove(row)
+        self._index.remove([row])
+
+    def _embed(self, edits: Sequence[Edit]) -> tuple[np.ndarray, np.ndarray]:
+        spans = []
+        for e in edits:
+            span = subject_span(e.prompt, e.names)
+            if span is None:
+                log.debug("edit %s: subject %r not found in its prompt %r", e.id, e.subject, e.prompt)
+            spans.append(span)
+        return self.embedder.embed_spans([e.prompt for e in edits], spans)
+
+    # -- reading ----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._edits)
+
+    def __contains__(self, edit_id: object) -> bool:
+        return edit_id in self._row_of
+
+    def __iter__(self) -> Iterator[Edit]:
+        return iter(self.list())
+
+    def get(self, edit_id: str) -> Edit:
+        """The edit with this id, active or superseded. Raises :class:`EditNotFound`."""
+        row = self._row_of.get(edit_id)
+        if row is not None:
+            return self._edits[row]
+        stored = self._store.get(edit_id)
+        if stored is None:
+            raise EditNotFound(edit_id)
+        return stored.edit
+
+    def is_active(self, edit_id: str) -> bool:
+        """Whether the edit is in force (not superseded). Raises :class:`EditNotFound`."""
+        if edit_id in self._row_of:
+            return True
+        if self._store.get(edit_id) is None:
+            raise EditNotFound(edit_id)
+        return False
+
+    def list(self, include_superseded: bool = False) -> EditList:
+        """Active edits in the order they were added (and superseded ones too, if asked)."""
+        if include_superseded:
+            return [r.edit for r in self._store.rows()]
+        with self._lock:
+            return [self._edits[r] for r in sorted(self._edits)]
+
+    def history(self, edit_id: str) -> EditList:
+        """The edit and the ones it superseded, newest first. Raises :class:`EditNotFound`."""
+        chain = [self.get(edit_id)]
+        seen = {edit_id}
+        while chain[-1].supersedes and chain[-1].supersedes not in seen:
+            seen.add(chain[-1].supersedes)
+            try:
+                chain.append(self.get(chain[-1].supersedes))
+            except EditNotFound:
+                break
+        return chain
+
+    def edit_vectors(self, edit: Edit) -> tuple[np.ndarray, np.ndarray]:
+        """The prompt embedding and the subject-excluded (relation) embedding of an active edit."""
+        row = self._row_of[edit.id]
+        return self._index.vector(row), self._ctx[row]
+
+    def search(self, query: str, k: int = 5) -> builtins.list[Hit]:
+        """The ``k`` active edits whose prompts are closest in meaning to ``query``."""
+        return self.retrieve(query, k).hits
+
+    def retrieve(self, query: str, k: int = 5) -> Retrieval:
+        """Nearest edits, subject names found, and the embeddings the scope gate needs.
+
+        Raises :class:`ConfigError` if ``query`` is not a string.
+        """
+        return self.retrieve_many([query], k)[0]
+
+    def retrieve_many(self, queries: Sequence[str], k: int = 5) -> builtins.list[Retrieval]:
+        """:meth:`retrieve` for many queries, with batched embedding and search."""
+        for q in queries:
+            if not isinstance(q, str):
+                raise ConfigError(f"query must be a string, got {type(q).__name__}")
+        t0 = time.perf_counter()
+        with self._lock:
+            all_matches = [self._subjects.match(q) if self._edits else [] for q in queries]
+            texts: builtins.list[str] = []
+            spans: builtins.list[tuple[int, int] | None] = []
+            owners: builtins.list[tuple[int, tuple[int, int] | None]] = []
+            for qi, (q, matches) in enumerate(zip(queries, all_matches, strict=True)):
+                for sp in [None, *sorted({(m.start, m.end) for m in matches})]:
+                    texts.append(q)
+                    spans.append(sp)
+                    owners.append((qi, sp))
+            full, ctx = self.embedder.embed_spans(texts, spans)
+            vec_pos = [i for i, (_, sp) in enumerate(owners) if sp is None]
+            vecs = full[vec_pos]
+            found = self._index.search(vecs, k) if len(queries) else []
+            out = []
+            per = (time.perf_counter() - t0) / max(len(queries), 1)
+            contexts: builtins.list[dict[tuple[int, int], np.ndarray]] = [{} for _ in queries]
+            for i, (qi, sp) in enumerate(owners):
+                if sp is not None:
+                    contexts[qi][sp] = ctx[i]
+            for qi, q in enumerate(queries):
+                hits = [Hit(self._edits[row], score) for row, score in found[qi]]
+                by_row = {row: self._edits[row] for row, _ in found[qi]}
+                by_row.update({m.row: self._edits[m.row] for m in all_matches[qi]})
+                out.append(Retrieval(q, vecs[qi], hits, all_matches[qi], contexts[qi], per, by_row))
+        return out
+
+    def row_of(self, edit: Edit) -> int:
+        return self._row_of[edit.id]
+
+    # -- writing ----------------------------------------------------------------------------------
+    def add(self, edit: EditLike, *, supersede: bool = True) -> Edit:
+        """Store one edit durably and return it as stored (with ``supersedes`` set if it replaced one).
+
+        Raises :class:`InvalidEdit` for a malformed edit and :class:`DuplicateEdit` for a taken id.
+        """
+        return self.add_many([edit], supersede=supersede)[0]
+
+    def add_many(self, edits: Iterable[EditLike], *, supersede: bool = True, batch_size: int = 1024,
+                 progress: bool = False) -> EditList:
+        """Store many edits; each batch of ``batch_size`` is one durable transaction.
+
+        Every edit is validated before anything is written: a malformed edit or a
+        duplicate id raises (:class:`InvalidEdit`, :class:`DuplicateEdit`) with nothing stored.
+        """
+        items = []
+        for n, e in enumerate(edits):
+            try:
+                items.append(_as_edit(e))
+            except InvalidEdit as err:
+                raise InvalidEdit(f"edit #{n + 1}: {err}") from err
+        ids = [e.id for e in items]
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise DuplicateEdit(f"edit id {dup!r} appears twice in this batch")
+        with self._lock:
+            taken = self._store.existing_ids(ids)
+            if taken:
+                raise DuplicateEdit(f"edit id(s) already in memory: {', '.join(sorted(taken)[:5])}")
+            out: EditList = []
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(items), desc="adding edits", unit="edit")
+            for b in range(0, len(items), batch_size):
+                chunk = items[b:b + batch_size]
+                out.extend(self._add_batch(chunk, supersede))
+                if bar is not None:
+                    bar.update(len(chunk))
+            if bar is not None:
+                bar.close()
+        return out
+
+    def _add_batch(self, chunk: EditList, supersede: bool) -> EditList:
+        embs, ctxs = self._embed(chunk)
+        deactivate: builtins.list[tuple[str, str]] = []
+        final: EditList = []
+        pending: dict[str, tuple[Edit, np.ndarray]] = {}  # earlier edits of this batch, by id
+        for e, ctx in zip(chunk, ctxs, strict=True):
+            if supersede:
+                old = self._same_fact(e, ctx, pending)
+                if old is not None:
+                    deactivate.append((old.id, e.id))
+                    if e.supersedes is None:
+                        e = e.replace(supersedes=old.id)
+                    pending.pop(old.id, None)
+            final.append(e)
+            pending[e.id] = (e, ctx)
+        rows = self._store.write(list(zip(final, embs, ctxs, strict=True)), deactivate=deactivate)
+        gone = {old for old, _ in deactivate}
+        for old_id in gone:
+            if old_id in self._row_of:
+                self._unregister(self._row_of[old_id])
+        keep = [(r, e, emb, ctx) for r, e, emb, ctx in zip(rows, final, embs, ctxs, strict=True) if e.id not in gone]
+        for r, e, _, ctx in keep:
+            self._register(r, e, ctx)
+        if keep:
+            self._index.add([k[0] for k in keep], np.stack([k[2] for k in keep]))
+        return final
+
+    def _same_fact(self, edit: Edit, ctx: np.ndarray, pending: Mapping[str, tuple[Edit, np.ndarray]]) -> Edit | None:
+        """The active edit (stored or earlier in this batch) that ``edit`` replaces, if any."""
+        key = [fold(t) for t, _, _ in tokens(edit.subject)]
+        best, best_sim = None, self.supersede_threshold
+        prompt_key = [t for t, _, _ in tokens(edit.prompt)]
+        cands = [(self._edits[r], self._ctx[r]) for r in self._subjects.rows_with_name(edit.subject)]
+        cands += [p for p in pending.values() if [t for t, _, _ in tokens(p[0].subject)] == key]
+        for old, old_ctx in cands:
+            if old.id == edit.id:
+                continue
+            sim = 1.0 if [t for t, _, _ in tokens(old.prompt)] == prompt_key else float(old_ctx @ ctx)
+            if sim >= best_sim:
+                best, best_sim = old, sim
+        return best
+
+    def update(self, edit_id: str, **changes: Any) -> Edit:
+        """Change fields of an active edit in place (same id); returns the new version.
+
+        Raises :class:`EditNotFound`, and :class:`InvalidEdit` for bad values or a change of ``id``.
+        """
+        if "id" in changes and changes["id"] != edit_id:
+            raise InvalidEdit("an edit's id cannot be changed; add a new edit instead")
+        with self._lock:
+            row = self._row_of.get(edit_id)
+            if row is None:
+                self.get(edit_id)  # raises EditNotFound for unknown ids
+                raise InvalidEdit(f"edit {edit_id!r} is superseded; update the edit that replaced it")
+            new = self._edits[row].replace(**changes)
+            embs, ctxs = self._embed([new])
+            self._store.write([], replace=[(new, embs[0], ctxs[0])])
+            self._unregister(row)
+            self._register(row, new, ctxs[0])
+            self._index.add([row], embs[:1])
+        return new
+
+    def remove(self, edit_id: str) -> Edit:
+        """Delete an edit (active or superseded) for good; returns it. Raises :class:`EditNotFound`."""
+        with self._lock:
+            edit = self.get(edit_id)
+            self._store.write([], delete=[edit_id])
+            row = self._row_of.get(edit_id)
+            if row is not None:
+                self._unregister(row)
+        return edit
+
+    def clear(self) -> int:
+        """Delete every edit; returns how many active edits there were."""
+        with self._lock:
+            n = len(self._edits)
+            ids = [r.edit.id for r in self._store.rows()]
+            self._store.write([], delete=ids)
+            for row in list(self._edits):
+                self._unregister(row)
+        return n
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write a consistent copy of this memory to directory ``path``, atomically.
+
+        The copy is built in a temporary directory beside ``path`` and renamed over
+        it, so readers see the old memory or the new one, never half of either.
+        Raises :class:`ConfigError` when ``path`` is this memory's own directory.
+        """
+        dest = Path(path)
+        if self.path is not None and dest.resolve() == self.path.resolve():
+            raise ConfigError("this memory already lives in that directory; every write is saved as it happens")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        try:
+            self._store.backup_to(tmp / DB_NAME)
+            for extra in ("gate.json",):
+                if self.path is not None and (self.path / extra).exists():
+                    shutil.copy2(self.path / extra, tmp / extra)
+            _fsync_dir(tmp)
+            if dest.exists():
+                old = dest.with_name(f".{dest.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                dest.rename(old)
+                tmp.rename(dest)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(dest)
+            _fsync_dir(dest.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return dest
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], **kwargs: Any) -> EditMemory:
+        """Open an existing memory directory. Raises :class:`MemoryCorrupt` if it is not one."""
+        p = Path(path)
+        if not (p / DB_NAME).is_file():
+            raise MemoryCorrupt(f"{p} is not an edit memory (no {DB_NAME} inside)")
+        return cls(p, **kwargs)
+
+    def close(self) -> None:
+        """Close the database (the memory cannot be used afterwards)."""
+        self._store.close()
+
+    def __enter__(self) -> EditMemory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"EditMemory({str(self.path) if self.path else 'in-process'!r}, {len(self)} edits)"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

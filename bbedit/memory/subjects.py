@@ -1,0 +1,147 @@
+"""Finding edit subjects (and their aliases) named in a query.
+
+Matching is on word tokens, case- and accent-insensitive, so "Lyon's twin
+city" names "Lyon" and "PARIS" names "Paris", but "Parisian" does not. A
+leading "the" is optional ("Beatles" names "The Beatles"). Each match also
+records whether its case was exact and whether it looks like part of a longer
+proper name ("Abraham" inside "Abraham Lincoln"), which the scope gate uses.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fold(token: str) -> str:
+    """Lower-case and strip accents from one token."""
+    t = unicodedata.normalize("NFKD", token.casefold())
+    return "".join(c for c in t if not unicodedata.combining(c))
+
+
+def tokens(text: str) -> list[tuple[str, int, int]]:
+    """Word tokens of ``text`` as (folded token, start, end) character spans."""
+    return [(fold(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
+
+
+def name_key(name: str) -> tuple[str, ...]:
+    """The folded token tuple that identifies a subject name."""
+    return tuple(t for t, _, _ in tokens(name))
+
+
+@dataclass(frozen=True)
+class SubjectMatch:
+    """A subject name of edit row ``row`` found in a query at ``text[start:end]``."""
+
+    row: int
+    start: int
+    end: int
+    n_tokens: int
+    case_exact: bool
+    proper_ext: bool
+
+
+class SubjectIndex:
+    """A token n-gram table from subject names to the rows of the edits that have them."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, ...], set[int]] = defaultdict(set)
+        self._names: dict[int, list[tuple[tuple[str, ...], str]]] = {}
+        self.max_len = 1
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def _keys(self, name: str) -> list[tuple[str, ...]]:
+        key = name_key(name)
+        if not key:
+            return []
+        keys = [key]
+        if len(key) > 1 and key[0] == "the":
+            keys.append(key[1:])
+        return keys
+
+    def add(self, row: int, names: Iterable[str]) -> None:
+        """Index the names of edit ``row`` (replacing any it had)."""
+        self.remove(row)
+        entries = []
+        for name in names:
+            for key in self._keys(name):
+                self._rows[key].add(row)
+                entries.append((key, name))
+                self.max_len = max(self.max_len, len(key))
+        self._names[row] = entries
+
+    def remove(self, row: int) -> None:
+        """Forget edit ``row`` (no error if unknown)."""
+        for key, _ in self._names.pop(row, []):
+            rows = self._rows.get(key)
+            if rows is not None:
+                rows.discard(row)
+                if not rows:
+                    del self._rows[key]
+
+    def rows_with_name(self, name: str) -> set[int]:
+        """Rows whose subject or an alias is exactly ``name`` (after folding)."""
+        out: set[int] = set()
+        for key in self._keys(name):
+            out |= self._rows.get(key, set())
+        return out
+
+    def match(self, text: str) -> list[SubjectMatch]:
+        """Every indexed name found in ``text``; longest match first for each row."""
+        toks = tokens(text)
+        best: dict[int, SubjectMatch] = {}
+        n = len(toks)
+        for i in range(n):
+            for j in range(i + 1, min(n, i + self.max_len) + 1):
+                key = tuple(t for t, _, _ in toks[i:j])
+                rows = self._rows.get(key)
+                if not rows:
+                    continue
+                start, end = toks[i][1], toks[j - 1][2]
+                surface = text[start:end]
+                case_exact = any(surface == nm for row in rows for k, nm in self._names.get(row, ()) if k == key)
+                m_case = case_exact or any(
+                    _same_words(surface, nm) for row in rows for k, nm in self._names.get(row, ()) if k == key)
+                ext = _proper_extension(text, toks, i, j)
+                for row in rows:
+                    old = best.get(row)
+                    if old is None or j - i > old.n_tokens:
+                        best[row] = SubjectMatch(row, start, end, j - i, m_case, ext)
+        return sorted(best.values(), key=lambda m: -m.n_tokens)
+
+
+def _same_words(surface: str, name: str) -> bool:
+    """Case-exact after ignoring punctuation and spacing ("Lyon" vs "Lyon", "U.S." vs "U.S")."""
+    return [m.group() for m in _WORD.finditer(surface)] == [m.group() for m in _WORD.finditer(name)][-len(_WORD.findall(surface)):]
+
+
+def _capitalised(tok: str) -> bool:
+    return tok[:1].isupper()
+
+
+def _proper_extension(text: str, toks: list[tuple[str, int, int]], i: int, j: int) -> bool:
+    """True if the match at tokens i..j is glued to a neighbouring capitalised word.
+
+    "Abraham" in "Abraham Lincoln" is; "Lyon" in "Lyon's twin city" and in
+    "The mayor of Lyon" is not (a possessive "s" and sentence-initial words
+    do not count).
+    """
+    if j < len(toks):
+        nxt = text[toks[j][1]:toks[j][2]]
+        gap = text[toks[j - 1][2]:toks[j][1]]
+        if gap.strip() == "" and _capitalised(nxt):
+            return True
+    if i > 0:
+        prev = text[toks[i - 1][1]:toks[i - 1][2]]
+        gap = text[toks[i - 1][2]:toks[i][1]]
+        sentence_start = i - 1 == 0 or text[: toks[i - 1][1]].rstrip()[-1:] in (".", "?", "!", ":")
+        if gap.strip() == "" and _capitalised(prev) and not sentence_start:
+            return True
+    return False

