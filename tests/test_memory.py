@@ -145,3 +145,41 @@ def test_acknowledged_edits_survive_kill_9(tmp_path: Path) -> None:
         ids = {e.id for e in m.list()}
         assert set(acked) <= ids
         assert len(m._index) == len(ids)  # the index agrees with the stored rows
+
+
+def test_a_paraphrased_update_of_the_same_fact_supersedes(memory: EditMemory) -> None:
+    first = memory.add({"subject": "Danielle Darrieux", "prompt": "The mother tongue of Danielle Darrieux is",
+                        "target_new": "English"})
+    second = memory.add({"subject": "Danielle Darrieux", "prompt": "Danielle Darrieux is a native speaker of",
+                         "target_new": "German"})
+    other = memory.add({"subject": "Danielle Darrieux", "prompt": "Danielle Darrieux was born in",
+                        "target_new": "Rome"})
+    assert second.supersedes == first.id and other.supersedes is None
+    assert [e.id for e in memory.list()] == [second.id, other.id]
+    # supersede=False keeps both (e.g. importing a benchmark whose cases repeat a fact)
+    third = memory.add({"subject": "Danielle Darrieux", "prompt": "Danielle Darrieux was born in",
+                        "target_new": "Oslo"}, supersede=False)
+    assert third.supersedes is None and len(memory) == 3
+
+
+def test_hnsw_graph_is_cached_and_invalidated(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path / "big"
+    edits = [{"id": f"f{i}", "subject": f"Firm {i}", "prompt": f"The CEO of Firm {i} is", "target_new": f"P{i}"}
+             for i in range(60)]
+    with EditMemory(d, embedder=embedder, hnsw_threshold=50) as m:
+        m.add_many(edits)
+        assert m._index.active_kind == "hnsw" and m.search("CEO of Firm 7")[0].edit.id == "f7"
+    assert (d / "index.hnsw").exists()
+    with EditMemory(d, embedder=embedder, hnsw_threshold=50) as m:
+        assert m._index._faiss is not None  # loaded, not rebuilt
+        assert m.search("CEO of Firm 7")[0].edit.id == "f7"
+        m.add({"id": "late", "subject": "Latecomer", "prompt": "The CEO of Latecomer is", "target_new": "Q"})
+    # a damaged cache file is ignored and the graph rebuilt
+    (d / "index.hnsw").write_bytes(b"junk")
+    with EditMemory(d, embedder=embedder, hnsw_threshold=50) as m:
+        assert len(m) == 61 and m.search("The CEO of Latecomer is")[0].edit.id == "late"
+    # a cache written at another store version is ignored too
+    stale = (d / "index.json").read_text().replace('"version": "', '"version": "0')
+    (d / "index.json").write_text(stale)
+    with EditMemory(d, embedder=embedder, hnsw_threshold=50) as m:
+        assert m._index._faiss is None and m.search("The CEO of Firm 3 is")[0].edit.id == "f3"

@@ -124,6 +124,39 @@ class VectorIndex:
         self._faiss = index
         self._faiss_kind = kind
 
+    def save_structure(self, path: str) -> bool:
+        """Write the built HNSW graph to ``path`` (atomically) so a later process can skip
+        rebuilding it; returns False (and writes nothing) when there is nothing worth caching."""
+        import os
+
+        import faiss
+
+        if self._faiss is None or self._faiss_kind != "hnsw" or self._dead:
+            return False
+        tmp = path + ".tmp"
+        faiss.write_index(self._faiss, tmp)
+        os.replace(tmp, path)
+        return True
+
+    def load_structure(self, path: str) -> bool:
+        """Use a graph written by :meth:`save_structure` for the vectors added so far, in the
+        same order. Returns False (keeping the lazy rebuild) when it does not fit."""
+        import faiss
+
+        if self.active_kind != "hnsw" or self._dead:
+            return False
+        index: Any
+        try:
+            index = faiss.read_index(path)
+        except RuntimeError as e:
+            log.warning("ignoring the cached index %s: %s", path, e)
+            return False
+        if index.ntotal != self._n or index.d != self.dim:
+            return False
+        index.hnsw.efSearch = self.ef_search
+        self._faiss, self._faiss_kind = index, "hnsw"
+        return True
+
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
         """Top-``k`` (id, cosine) pairs for each query row, best first."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)

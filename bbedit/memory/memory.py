@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ from bbedit.memory.subjects import SubjectIndex, SubjectMatch, fold, tokens
 from bbedit.types import Edit, Hit
 
 log = logging.getLogger(__name__)
+
+INDEX_FILE = "index.hnsw"
+INDEX_META = "index.json"
 
 EditLike = Edit | Mapping[str, Any]
 EditList = list[Edit]  # EditMemory.list shadows the builtin inside the class body
@@ -75,18 +79,22 @@ class EditMemory:
     that lives only in this process (save it later with :meth:`save`).
     ``embedder`` is an :class:`Embedder` or a sentence-transformers model id/path
     (default: the packaged all-MiniLM-L6-v2). A later edit of the same subject
-    and relation supersedes the earlier one, which stays readable as history
-    (``supersede_threshold`` is the minimum similarity of what the two prompts say
-    about the subject). Thread-safe.
+    and relation supersedes the earlier one, which stays readable as history:
+    same subject means the same name, same relation means identical prompts or a
+    ``relation_similarity`` of the two subject-free prompt embeddings of at least
+    ``supersede_threshold`` (default: the scope gate's learned relation similarity,
+    :func:`bbedit.scope.features.relation_similarity`). Thread-safe.
 
     Raises :class:`MemoryCorrupt` when ``path`` holds an unreadable memory.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, embedder: Embedder | str | None = None,
-                 index_kind: str = "auto", hnsw_threshold: int = 50_000, supersede_threshold: float = 0.8) -> None:
+                 index_kind: str = "auto", hnsw_threshold: int = 50_000, supersede_threshold: float = 0.85,
+                 relation_similarity: Callable[[np.ndarray, np.ndarray], float] | None = None) -> None:
         self.embedder: Embedder = embedder if isinstance(embedder, Embedder) else load_embedder(embedder)
         self.path = Path(path) if path is not None else None
         self.supersede_threshold = supersede_threshold
+        self._relation_similarity = relation_similarity
         if self.path is not None:
             if self.path.exists() and not self.path.is_dir():
                 raise MemoryCorrupt(f"{self.path} is a file, not a memory directory")
@@ -115,7 +123,36 @@ class EditMemory:
             embs.append(r.emb)
         if rows:
             self._index.add(rows, np.stack(embs))
+            self._load_index_cache()
         log.debug("loaded %d active edits from %s", len(rows), self.path or "memory")
+
+    # The HNSW graph is a cache next to the database, valid only for the store version it was
+    # written at; anything else (a crash, another writer) just means it is rebuilt.
+    def _index_cache(self) -> tuple[Path, Path] | None:
+        return None if self.path is None else (self.path / INDEX_FILE, self.path / INDEX_META)
+
+    def _load_index_cache(self) -> None:
+        files = self._index_cache()
+        if files is None or not files[1].exists():
+            return
+        try:
+            meta = json.loads(files[1].read_text())
+        except (OSError, ValueError):
+            return
+        fresh = meta.get("version") == self._store.get_meta("version") and meta.get("embedder") == self.embedder.name
+        if fresh and self._index.load_structure(str(files[0])):
+            log.debug("reused the cached %s index", self._index.active_kind)
+
+    def _save_index_cache(self) -> None:
+        files = self._index_cache()
+        if files is None:
+            return
+        with self._lock:
+            if self._index.save_structure(str(files[0])):
+                meta = {"version": self._store.get_meta("version"), "embedder": self.embedder.name, "n": len(self)}
+                tmp = files[1].with_suffix(".tmp")
+                tmp.write_text(json.dumps(meta))
+                os.replace(tmp, files[1])
 
     def _reembed_all(self) -> None:
         all_rows = list(self._store.rows())
@@ -321,10 +358,15 @@ class EditMemory:
         prompt_key = [t for t, _, _ in tokens(edit.prompt)]
         cands = [(self._edits[r], self._ctx[r]) for r in self._subjects.rows_with_name(edit.subject)]
         cands += [p for p in pending.values() if [t for t, _, _ in tokens(p[0].subject)] == key]
+        if cands and self._relation_similarity is None:
+            from bbedit.scope.features import relation_similarity
+
+            self._relation_similarity = relation_similarity
         for old, old_ctx in cands:
             if old.id == edit.id:
                 continue
-            sim = 1.0 if [t for t, _, _ in tokens(old.prompt)] == prompt_key else float(old_ctx @ ctx)
+            same_prompt = [t for t, _, _ in tokens(old.prompt)] == prompt_key
+            sim = 1.0 if same_prompt else float(self._relation_similarity(old_ctx, ctx))  # type: ignore[misc]
             if sim >= best_sim:
                 best, best_sim = old, sim
         return best
@@ -411,7 +453,12 @@ class EditMemory:
         return cls(p, **kwargs)
 
     def close(self) -> None:
-        """Close the database (the memory cannot be used afterwards)."""
+        """Cache the search index next to the database if it is worth it, and close the database
+        (the memory cannot be used afterwards)."""
+        try:
+            self._save_index_cache()
+        except (OSError, RuntimeError) as e:  # a cache: never worth failing a close for
+            log.warning("could not cache the search index: %s", e)
         self._store.close()
 
     def __enter__(self) -> EditMemory:

@@ -54,6 +54,14 @@ def project_cos(proj: np.ndarray | None, a: np.ndarray, b: np.ndarray) -> np.nda
     return num / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-9)
 
 
+def relation_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """How alike two subject-free prompt embeddings are in relation, under the built-in
+    gate model's learned projection (about 0.9 or more for the same relation)."""
+    from bbedit.scope.gate import builtin_scorer
+
+    return float(project_cos(builtin_scorer().relation_proj, a, b))
+
+
 def candidates(memory: EditMemory, r: Retrieval, relation_proj: np.ndarray | None = None) -> list[Candidate]:
     """Feature vectors for every edit the query names or retrieves, in a stable order.
 

@@ -44,7 +44,7 @@ class ScopeGate(Protocol):
         ...
 
 
-class _GateBase:
+class GateBase:
     name = "base"
 
     def __init__(self, memory: EditMemory, threshold: float, k: int = 5) -> None:
@@ -119,7 +119,7 @@ class _GateBase:
         return target / GATE_FILE
 
 
-class LearnedGate(_GateBase):
+class LearnedGate(GateBase):
     """Subject/alias matching + relation similarity, scored by a small trained model.
 
     ``scorer`` defaults to the model shipped with bbedit (trained on
@@ -150,7 +150,7 @@ class LearnedGate(_GateBase):
         return d
 
 
-class SimilarityGate(_GateBase):
+class SimilarityGate(GateBase):
     """Baseline: the nearest edit by cosine similarity, in scope above ``threshold``."""
 
     name = "similarity"
@@ -187,7 +187,7 @@ def builtin_threshold() -> float:
     return _builtin()[1]
 
 
-def load_gate(memory: EditMemory, path: str | os.PathLike[str] | None = None) -> _GateBase:
+def load_gate(memory: EditMemory, path: str | os.PathLike[str] | None = None) -> GateBase:
     """The gate saved with a memory (``gate.json``), or a default :class:`LearnedGate`.
 
     Raises :class:`MemoryCorrupt` when ``gate.json`` exists but cannot be read.
