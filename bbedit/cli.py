@@ -188,10 +188,18 @@ def cmd_edits(args: argparse.Namespace) -> int:
                 memory.remove(i)
                 print(f"removed {i}")
         elif args.edits_cmd == "import":
-            edits = read_edits(args.file, args.format, on_error="skip" if args.skip_bad else "raise")
+            edits = read_edits(args.file, args.format, on_error="skip" if args.skip_bad else "raise",
+                               id_prefix=args.id_prefix)
             if args.limit:
                 edits = edits[: args.limit]
             fresh = [e for e in edits if e.id not in memory]
+            clashes = [e for e in edits if e.id in memory and _fact(memory.get(e.id)) != _fact(e)]
+            if clashes:
+                from bbedit.errors import DuplicateEdit
+
+                raise DuplicateEdit(
+                    f"{len(clashes)} edit(s) in {args.file} reuse ids of different edits already in memory "
+                    f"(first: {clashes[0].id!r}); nothing was imported. Import with --id-prefix NAME.")
             added = memory.add_many(fresh, progress=not args.quiet)
             skipped = len(edits) - len(fresh)
             print(f"imported {len(added)} edits" + (f" ({skipped} already present, skipped)" if skipped else ""))
@@ -199,6 +207,10 @@ def cmd_edits(args: argparse.Namespace) -> int:
             n = write_edits(memory.list(include_superseded=args.all), args.file, args.format)
             print(f"exported {n} edits to {args.file}")
     return 0
+
+
+def _fact(e: Any) -> tuple[str, str, str]:
+    return (e.subject, e.prompt, e.target_new)
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
@@ -298,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--format", default="auto")
     a.add_argument("--limit", type=int, default=0)
     a.add_argument("--skip-bad", action="store_true", help="skip malformed records instead of failing")
+    a.add_argument("--id-prefix", default=None,
+                   help="prefix of the ids given to imported records (default: the format's, e.g. cf-, zsre-)")
     a.add_argument("--quiet", action="store_true")
     a = esub.add_parser("export", help="export edits")
     a.add_argument("file")
@@ -338,8 +352,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if args.verbose < 2:
-        for noisy in ("httpx", "faiss", "sentence_transformers", "transformers", "openai"):
+        for noisy in ("httpx", "httpx2", "faiss", "sentence_transformers", "transformers", "openai"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        with contextlib.suppress(ImportError):
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
     from bbedit.errors import BBEditError
 
     try:

@@ -113,3 +113,13 @@ def test_ask_and_demo_against_the_real_server(capsys: pytest.CaptureFixture[str]
     code, out, _ = run(capsys, "demo", "--base-url", url, "--max-tokens", "24")
     assert code == 0 and "before editing" in out and "after editing" in out
     assert "routed as expected" in out
+
+
+def test_import_refuses_ids_taken_by_other_edits(capsys: pytest.CaptureFixture[str], mem: str, tmp_path: Path) -> None:
+    a = tmp_path / "a.jsonl"
+    b = tmp_path / "b.jsonl"
+    a.write_text(json.dumps({"id": "x1", "subject": "Acme", "prompt": "The CEO of Acme is", "target_new": "Jane"}) + "\n")
+    b.write_text(json.dumps({"id": "x1", "subject": "Lyon", "prompt": "The twin city of Lyon is", "target_new": "Oslo"}) + "\n")
+    assert run(capsys, "edits", "import", "--memory", mem, str(a), "--quiet")[0] == 0
+    code, _, err = run(capsys, "edits", "import", "--memory", mem, str(b), "--quiet")
+    assert code == 1 and "reuse ids" in err and "--id-prefix" in err

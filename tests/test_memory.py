@@ -183,3 +183,28 @@ def test_hnsw_graph_is_cached_and_invalidated(tmp_path: Path, embedder) -> None:
     (d / "index.json").write_text(stale)
     with EditMemory(d, embedder=embedder, hnsw_threshold=50) as m:
         assert m._index._faiss is None and m.search("The CEO of Firm 3 is")[0].edit.id == "f3"
+
+
+def test_reading_needs_no_embedder_and_a_new_embedder_reembeds(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path / "m"
+    with EditMemory(d, embedder=embedder) as m:
+        m.add({**CEO, "id": "a"})
+
+    class Tiny:
+        """A different (toy, 8-d) embedder: the memory must re-embed its rows for it."""
+
+        name, dim = "tiny-test-embedder", 8
+
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            return self.embed_spans(texts, [None] * len(texts))[0]
+
+        def embed_spans(self, texts, spans):  # type: ignore[no-untyped-def]
+            v = np.ones((len(texts), 8), np.float32) / np.sqrt(8)
+            return v, v.copy()
+
+    with EditMemory(d) as lazy:  # default embedder, not loaded for reading
+        assert lazy._embedder is None and lazy.get("a").target_new == "Jane Doe" and lazy._embedder is None
+    with EditMemory(d, embedder=Tiny()) as m2:
+        assert m2.search("anything")[0].edit.id == "a"
+    with EditMemory(d, embedder=embedder) as m3:  # and back again
+        assert m3.search("Who is the CEO of Acme?")[0].score > 0.5

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bbedit.errors import ConfigError, DuplicateEdit, EditNotFound, InvalidEdit, MemoryCorrupt
-from bbedit.memory.embedder import Embedder, load_embedder
+from bbedit.memory.embedder import DEFAULT_EMBEDDER, Embedder, load_embedder
 from bbedit.memory.index import VectorIndex
 from bbedit.memory.store import DB_NAME, EditStore
 from bbedit.memory.subjects import SubjectIndex, SubjectMatch, fold, tokens
@@ -91,7 +91,10 @@ class EditMemory:
     def __init__(self, path: str | os.PathLike[str] | None = None, *, embedder: Embedder | str | None = None,
                  index_kind: str = "auto", hnsw_threshold: int = 50_000, supersede_threshold: float = 0.85,
                  relation_similarity: Callable[[np.ndarray, np.ndarray], float] | None = None) -> None:
-        self.embedder: Embedder = embedder if isinstance(embedder, Embedder) else load_embedder(embedder)
+        # the embedder is loaded at the first embedding, so listing or reading edits stays fast
+        self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
+        self._embedder_spec = None if isinstance(embedder, Embedder) else embedder
+        self.embedder_name = embedder.name if isinstance(embedder, Embedder) else str(embedder or DEFAULT_EMBEDDER)
         self.path = Path(path) if path is not None else None
         self.supersede_threshold = supersede_threshold
         self._relation_similarity = relation_similarity
@@ -99,9 +102,13 @@ class EditMemory:
             if self.path.exists() and not self.path.is_dir():
                 raise MemoryCorrupt(f"{self.path} is a file, not a memory directory")
             self.path.mkdir(parents=True, exist_ok=True)
-        self._store = EditStore(self.path / DB_NAME if self.path else None, self.embedder.dim)
+        self._store = EditStore(self.path / DB_NAME if self.path else None)
+        stored_dim = self._store.get_meta("dim")
+        same_embedder = self._store.get_meta("embedder") in (None, self.embedder_name)
+        dim = int(stored_dim) if stored_dim and same_embedder else self.embedder.dim
+        self._store.dim = dim
         self._lock = threading.RLock()
-        self._index = VectorIndex(self.embedder.dim, kind=index_kind, hnsw_threshold=hnsw_threshold)
+        self._index = VectorIndex(dim, kind=index_kind, hnsw_threshold=hnsw_threshold)
         self._subjects = SubjectIndex()
         self._edits: dict[int, Edit] = {}
         self._row_of: dict[str, int] = {}
@@ -111,11 +118,13 @@ class EditMemory:
     # -- loading ----------------------------------------------------------------------------------
     def _load(self) -> None:
         stored = self._store.get_meta("embedder")
-        if stored is not None and stored != self.embedder.name:
+        if stored is not None and stored != self.embedder_name:
             log.warning("memory %s was embedded with %s; re-embedding its edits with %s",
-                        self.path, stored, self.embedder.name)
+                        self.path, stored, self.embedder_name)
             self._reembed_all()
-        self._store.set_meta("embedder", self.embedder.name)
+        if stored != self.embedder_name or self._store.get_meta("dim") is None:
+            self._store.set_meta("embedder", self.embedder_name)
+            self._store.set_meta("dim", str(self._store.dim))
         rows, embs = [], []
         for r in self._store.rows(active_only=True):
             self._register(r.row, r.edit, r.ctx)
@@ -139,7 +148,7 @@ class EditMemory:
             meta = json.loads(files[1].read_text())
         except (OSError, ValueError):
             return
-        fresh = meta.get("version") == self._store.get_meta("version") and meta.get("embedder") == self.embedder.name
+        fresh = meta.get("version") == self._store.get_meta("version") and meta.get("embedder") == self.embedder_name
         if fresh and self._index.load_structure(str(files[0])):
             log.debug("reused the cached %s index", self._index.active_kind)
 
@@ -149,15 +158,15 @@ class EditMemory:
             return
         with self._lock:
             if self._index.save_structure(str(files[0])):
-                meta = {"version": self._store.get_meta("version"), "embedder": self.embedder.name, "n": len(self)}
+                meta = {"version": self._store.get_meta("version"), "embedder": self.embedder_name, "n": len(self)}
                 tmp = files[1].with_suffix(".tmp")
                 tmp.write_text(json.dumps(meta))
                 os.replace(tmp, files[1])
 
     def _reembed_all(self) -> None:
-        all_rows = list(self._store.rows())
-        embs, ctxs = self._embed([r.edit for r in all_rows])
-        self._store.write([], replace=[(r.edit, e, c) for r, e, c in zip(all_rows, embs, ctxs, strict=True)])
+        edits = self._store.edits()
+        embs, ctxs = self._embed(edits)
+        self._store.write([], replace=list(zip(edits, embs, ctxs, strict=True)))
 
     def _register(self, row: int, edit: Edit, ctx: np.ndarray) -> None:
         self._edits[row] = edit
@@ -180,6 +189,16 @@ class EditMemory:
                 log.debug("edit %s: subject %r not found in its prompt %r", e.id, e.subject, e.prompt)
             spans.append(span)
         return self.embedder.embed_spans([e.prompt for e in edits], spans)
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder (loaded on first use). Raises ModelNotFound if it cannot be loaded."""
+        if self._embedder is None:
+            self._embedder = load_embedder(self._embedder_spec)
+            if self._store.dim and self._embedder.dim != self._store.dim:
+                raise ConfigError(f"embedder {self.embedder_name} gives {self._embedder.dim}-d vectors but this "
+                                  f"memory holds {self._store.dim}-d ones")
+        return self._embedder
 
     # -- reading ----------------------------------------------------------------------------------
     def __len__(self) -> int:

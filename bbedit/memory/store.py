@@ -58,9 +58,9 @@ class EditStore:
     Raises :class:`MemoryCorrupt` when the file is not a readable bbedit database.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None, dim: int) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None, dim: int = 0) -> None:
         self.path = Path(path) if path is not None else None
-        self.dim = dim
+        self.dim = dim  # the embedding size rows must have; set by the memory once known
         self.lock = threading.RLock()
         target = ":memory:" if self.path is None else str(self.path)
         try:
@@ -105,6 +105,18 @@ class EditStore:
         return Row(int(row), edit, bool(active), sup_by, e_vec, c_vec)
 
     _COLS = "row, id, data, active, superseded_by, emb, ctx"
+
+    def edits(self) -> list[Edit]:
+        """Every stored edit, without reading the embeddings (which may be of another size)."""
+        with self.lock:
+            fetched = self.conn.execute("SELECT row, id, data FROM edits ORDER BY row").fetchall()
+        out = []
+        for row, id_, data in fetched:
+            try:
+                out.append(Edit.from_dict(json.loads(data)))
+            except (json.JSONDecodeError, InvalidEdit, TypeError) as e:
+                raise MemoryCorrupt(f"row {row} (edit {id_!r}) holds an unreadable edit: {e}") from e
+        return out
 
     def rows(self, active_only: bool = False) -> Iterator[Row]:
         """All rows in insertion order."""
