@@ -218,7 +218,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         from bbedit.scope.train import train_gate
 
         out = Path(args.out)
-        summary = train_gate(Path(args.data), out, n_cases=args.n_cases)
+        summary = train_gate(Path(args.data), out, n_cases=args.n_cases, cross_fit_folds=args.cross_fit_folds)
         print(json.dumps({k: v for k, v in summary.items() if k != "curve"}, indent=2))
         return 0
     from bbedit.scope.gate import load_gate
@@ -335,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--data", required=True)
     a.add_argument("--out", required=True)
     a.add_argument("--n-cases", type=int, default=None)
+    a.add_argument("--cross-fit-folds", type=int, default=0,
+                   help="fit the relation feature on held-out relation clusters (K folds) when training the scorer")
     sp.set_defaults(func=cmd_gate)
 
     sp = sub.add_parser("serve-model", help="run the embedded SmolLM2 llama.cpp server standalone")

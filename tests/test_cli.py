@@ -123,3 +123,20 @@ def test_import_refuses_ids_taken_by_other_edits(capsys: pytest.CaptureFixture[s
     assert run(capsys, "edits", "import", "--memory", mem, str(a), "--quiet")[0] == 0
     code, _, err = run(capsys, "edits", "import", "--memory", mem, str(b), "--quiet")
     assert code == 1 and "reuse ids" in err and "--id-prefix" in err
+
+
+@pytest.mark.slow
+def test_interactive_chat_session(mem: str, llama_server, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    run(capsys, "edits", "add", "--memory", mem, "--subject", "Acme Corporation", "--alias", "Acme Corp",
+        "--prompt", "Who is the CEO of Acme Corporation?", "--target-new", "Maria Okafor", "--id", "acme")
+    script = "Who is the CEO of Acme Corp?\nWhat is the capital of Japan?\n/reset\n/quit\n"
+    p = subprocess.run([sys.executable, "-m", "bbedit.cli", "chat", "--memory", mem, "--base-url", llama_server.base_url,
+                        "--max-tokens", "16"], input=script, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert p.returncode == 0, p.stderr
+    bot = [line for line in p.stdout.splitlines() if line.startswith("you> bot> ") or "bot> " in line]
+    assert len(bot) == 2 and "[edit acme]" in bot[0] and "[edit" not in bot[1]

@@ -71,6 +71,7 @@ def run(n_cases: int = 300, n_mode_cases: int = 100, workers: int = 4, max_token
     from bbedit.editors.ike import IKEEditor
     from bbedit.memory.memory import EditMemory
     from bbedit.scope.gate import load_gate
+    from bbedit.scope.train import labelled_queries
 
     t_start = time.perf_counter()
     cases = json.loads((data / "counterfact" / "counterfact-edit.json").read_text())
@@ -80,6 +81,10 @@ def run(n_cases: int = 300, n_mode_cases: int = 100, workers: int = 4, max_token
     memory.add_many(edits, supersede=False, progress=True)
     gate = load_gate(memory)
     test = list(zip(cases[:n_cases], edits[:n_cases], strict=True))
+    # a neighbourhood prompt whose subject has an edit of the same relation in memory is in scope
+    # of that edit: changing its answer is right, so NS is also reported without those
+    labels = labelled_queries(cases, [e.id for e in edits], synthetic=0.0)
+    neighbour_in_scope = {q.text for q in labels if q.kind == "locality" and q.in_scope}
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(EmbeddedServer(n_parallel=workers))
         backend = OpenAIBackend(model=server.model, base_url=server.base_url, timeout=120)
@@ -128,27 +133,36 @@ def run(n_cases: int = 300, n_mode_cases: int = 100, workers: int = 4, max_token
     wall = time.perf_counter() - t_start
 
     def score(answers: Sequence[str]) -> dict[str, float]:
-        res: dict[str, list[bool]] = {"es": [], "ps": [], "ns": []}
-        for (_c, e, kind, _), a, b in zip(queries, answers, base, strict=True):
-            res[kind].append(a.strip() == b.strip() if kind == "ns" else success(a, e.target_new, e.target_old))
-        return {k: sum(v) / len(v) for k, v in res.items()}
+        res: dict[str, list[bool]] = {"es": [], "ps": [], "ns": [], "ns_true": []}
+        for (_c, e, kind, q), a, b in zip(queries, answers, base, strict=True):
+            ok = a.strip() == b.strip() if kind == "ns" else success(a, e.target_new, e.target_old)
+            res[kind].append(ok)
+            if kind == "ns" and q not in neighbour_in_scope:
+                res["ns_true"].append(ok)
+        return {k: sum(v) / max(len(v), 1) for k, v in res.items()}
 
     s_none, s_ours, s_always = score(base), score([a for a, _ in ours]), score(always)
     routed = {k: sum(1 for (c, e, kind, _), (_, eid) in zip(queries, ours, strict=True)
                      if kind == k and eid == e.id) / len(test) for k in ("es", "ps")}
     ns_touched = sum(1 for (c, e, kind, _), (_, eid) in zip(queries, ours, strict=True)
                      if kind == "ns" and eid is not None) / len(test)
+    n_true = sum(1 for c, _ in test if c["locality_prompt"] not in neighbour_in_scope)
+    ns_true_touched = sum(1 for (c, e, kind, q), (_, eid) in zip(queries, ours, strict=True)
+                          if kind == "ns" and eid is not None and q not in neighbour_in_scope) / max(n_true, 1)
     headline = {"es": s_ours["es"], "ps": s_ours["ps"], "ns": s_ours["ns"], "n_cases": len(test),
                 "baseline_none_es": s_none["es"], "baseline_none_ps": s_none["ps"], "baseline_none_ns": s_none["ns"],
                 "baseline_always_es": s_always["es"], "baseline_always_ps": s_always["ps"],
-                "baseline_always_ns": s_always["ns"],
+                "baseline_always_ns": s_always["ns"], "ns_true_neighbours": s_ours["ns_true"],
+                "baseline_always_ns_true_neighbours": s_always["ns_true"], "n_true_neighbours": n_true,
                 "mode_fact_es": mode_scores["fact"]["es"], "mode_fact_ps": mode_scores["fact"]["ps"],
                 "mode_ike_es": mode_scores["ike"]["es"], "mode_ike_ps": mode_scores["ike"]["ps"],
                 "gate_routed_es": routed["es"], "gate_routed_ps": routed["ps"], "gate_touched_ns": ns_touched,
+                "gate_touched_true_neighbours": ns_true_touched,
                 "model_calls": gen.calls, "wall_s": wall}
-    examples = [{"query": q[3], "kind": q[2], "edit": q[1].id, "target_new": q[1].target_new,
-                 "target_old": q[1].target_old, "unedited": b, "bbedit": o[0], "edit_applied": o[1], "always": a}
-                for q, b, o, a in list(zip(queries, base, ours, always, strict=True))[:60]]
+    records = [{"query": q[3], "kind": q[2], "edit": q[1].id, "target_new": q[1].target_new,
+                "target_old": q[1].target_old, "unedited": b, "bbedit": o[0], "edit_applied": o[1], "always": a,
+                "neighbour_in_scope_of_another_edit": q[2] == "ns" and q[3] in neighbour_in_scope}
+               for q, b, o, a in zip(queries, base, ours, always, strict=True)]
     report = f"""# End-to-end editing on CounterFact through the served SmolLM2-135M-Instruct
 
 {len(test)} cases (the first of `counterfact-edit.json`), all {len(memory)} CounterFact edits in memory,
@@ -156,13 +170,23 @@ generation protocol: chat template, the question alone as the user message, gree
 (at most {max_tokens} tokens). ES/PS: the answer contains the new target and not the old one.
 NS: the neighbourhood prompt's answer is identical to the unedited model's.
 
-{md_table(["system", "ES", "PS", "NS"], [
-        ["no editing", s_none["es"], s_none["ps"], s_none["ns"]],
-        [f"bbedit (learned gate + IKE `{default_mode}`)", s_ours["es"], s_ours["ps"], s_ours["ns"]],
-        [f"always inject the top hit (IKE `{default_mode}`)", s_always["es"], s_always["ps"], s_always["ns"]]])}
+{md_table(["system", "ES", "PS", "NS", f"NS, true neighbours (n={n_true})"], [
+        ["no editing", s_none["es"], s_none["ps"], s_none["ns"], s_none["ns_true"]],
+        [f"bbedit (learned gate + IKE `{default_mode}`)", s_ours["es"], s_ours["ps"], s_ours["ns"], s_ours["ns_true"]],
+        [f"always inject the top hit (IKE `{default_mode}`)", s_always["es"], s_always["ps"], s_always["ns"],
+         s_always["ns_true"]]])}
 
 The gate routed {routed['es']:.3f} of edit prompts and {routed['ps']:.3f} of paraphrases to their own edit,
-and applied an edit to {ns_touched:.3f} of neighbourhood prompts.
+and applied an edit to {ns_touched:.3f} of neighbourhood prompts. {len(test) - n_true} of the {len(test)}
+neighbourhood prompts name a subject that has an edit *of the same relation* among the {len(memory)} in
+memory (CounterFact reuses subjects across cases), so they are in scope of that other edit and a changed
+answer is right there; "true neighbours" leaves them out. On true neighbours the gate applied an edit to
+{ns_true_touched:.3f} of prompts.
+
+Why ES/PS stay far from 1 although routing is right: SmolLM2-135M often ignores the fact in its context
+(with the right edit in context for every in-scope query, the "always inject" row shows the same ceiling).
+A stronger API model, or the post-editor of a later issue, is what moves ES/PS; the gate's job is the
+NS column and the routing rates.
 
 ## Choosing the IKE default (oracle routing, first {n_mode_cases} cases)
 
@@ -171,7 +195,7 @@ and applied an edit to {ns_touched:.3f} of neighbourhood prompts.
 Default kept: `{default_mode}`.
 
 Model calls: {gen.calls} (identical greedy requests are answered once). Wall time: {wall:.0f} s.
-Examples are in results.json.
+Every query with the three answers is in results.json (`records`).
 """
     return write_results("e2e-counterfact", headline, {"modes": mode_scores, "default_mode": default_mode,
-                                                       "examples": examples}, report, "make eval-e2e")
+                                                       "records": records}, report, "make eval-e2e")

@@ -16,8 +16,8 @@ from bbedit.types import Edit
 
 log = logging.getLogger(__name__)
 
-_SYL = ["ka", "ren", "to", "vi", "lor", "mi", "sa", "dun", "el", "qua", "ri", "bo", "tan", "ze", "phi", "or",
-        "gal", "nu", "shi", "mar", "te", "lin", "co", "vas"]
+_FIRST = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Charles", "Karen", "Daniel", "Lisa", "Matthew", "Nancy", "Anthony", "Betty", "Mark", "Sandra", "Donald", "Ashley", "Steven", "Emily", "Paul", "Kimberly", "Andrew", "Donna", "Joshua", "Michelle", "Kenneth", "Carol", "Kevin", "Amanda", "Brian", "Melissa", "George", "Deborah", "Timothy", "Stephanie", "Ronald", "Rebecca", "Jason", "Sharon", "Edward", "Laura", "Jeffrey", "Cynthia", "Ryan", "Amy", "Jacob", "Kathleen", "Gary", "Angela", "Nicholas", "Shirley", "Eric", "Anna", "Jonathan", "Brenda", "Stephen", "Pamela", "Larry", "Emma", "Justin", "Nicole", "Scott", "Helen", "Brandon", "Samantha", "Benjamin", "Katherine", "Samuel", "Christine", "Gregory", "Debra", "Alexander", "Rachel", "Patrick", "Carolyn", "Frank", "Janet", "Raymond", "Maria", "Jack", "Olivia", "Dennis", "Heather", "Jerry", "Diane", "Tyler", "Julie", "Aaron", "Joyce"]
+_LAST = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Gomez", "Phillips", "Evans", "Turner", "Diaz", "Parker", "Cruz", "Edwards", "Collins", "Reyes", "Stewart", "Morris", "Morales", "Murphy", "Cook", "Rogers", "Gutierrez", "Ortiz", "Morgan", "Cooper", "Peterson", "Bailey", "Reed", "Kelly", "Howard", "Ramos", "Kim", "Cox", "Ward", "Richardson", "Watson", "Brooks", "Chavez", "Wood", "James", "Bennett", "Gray", "Mendoza", "Ruiz", "Hughes", "Price", "Alvarez", "Castillo", "Sanders", "Patel", "Myers", "Long", "Ross", "Foster", "Jimenez"]
 _TEMPLATES = ["The mother tongue of {} is", "{} is a citizen of", "The headquarters of {} is in", "{} plays the",
               "{} was born in", "{} works in the field of", "The capital of {} is", "{} is owned by",
               "{} was developed by", "{} is affiliated with the religion", "{} is located in the continent of",
@@ -26,12 +26,14 @@ _TARGETS = ["English", "France", "Toyota", "piano", "Tokyo", "physics", "Islam",
 
 
 def synthetic_edits(n: int, seed: int = 0) -> list[Edit]:
-    """``n`` edits about made-up subjects with CounterFact-like relations (unique subjects)."""
+    """``n`` edits about made-up people ("Maria K. Lopez") with CounterFact-like relations (unique subjects)."""
     rng = random.Random(seed)
     seen: set[str] = set()
     out: list[Edit] = []
     while len(out) < n:
-        name = " ".join("".join(rng.choice(_SYL) for _ in range(rng.randint(2, 3))).capitalize() for _ in range(2))
+        name = f"{rng.choice(_FIRST)} {chr(65 + rng.randrange(26))}. {rng.choice(_LAST)}"
+        if rng.random() < 0.5:
+            name = f"{rng.choice(_FIRST)} {chr(65 + rng.randrange(26))}. {chr(65 + rng.randrange(26))}. {rng.choice(_LAST)}"
         if name in seen:
             continue
         seen.add(name)

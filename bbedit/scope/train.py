@@ -199,7 +199,7 @@ def precision_recall(best: np.ndarray, right: np.ndarray, in_scope: np.ndarray, 
 
 def train_gate(data: Path, out: Path | None = None, *, n_cases: int | None = None, seed: int = 0,
                target_precision: float = 0.99, min_recall: float = 0.98, other_relation_weight: float = 0.25,
-               embedder: Any = None) -> dict[str, Any]:
+               cross_fit_folds: int = 0, embedder: Any = None) -> dict[str, Any]:
     """Train the scorer on a CounterFact (EasyEdit flattened) file and write the model JSON.
 
     10% of the cases are held out. The recommended threshold is the strictest one
@@ -229,6 +229,20 @@ def train_gate(data: Path, out: Path | None = None, *, n_cases: int | None = Non
     proj = PairScorer.fit_relation(pairs.q_ctx[named], pairs.e_ctx[named], y[named], seed=seed)
     x = x.copy()
     x[:, LEARNED] = project_cos(proj, pairs.q_ctx, pairs.e_ctx)
+    if cross_fit_folds > 1:
+        # Users' relations are mostly not CounterFact's. So that the scorer learns how far to trust
+        # the learned relation similarity on relations it has never seen, its training rows get that
+        # feature from a projection fitted without their relation (folds over relation clusters).
+        cluster = relation_clusters(cases)
+        rel_of_case = [cluster.get(c["prompt"].replace(c["subject"], "{}"), "") for c in cases]
+        rels = sorted(set(rel_of_case))
+        fold_of = {r: i % cross_fit_folds for i, r in enumerate(rng.permutation(rels).tolist())}
+        row_fold = np.array([fold_of[rel_of_case[queries[q].case]] for q in qidx])
+        for k in range(cross_fit_folds):
+            fit_rows = named & (row_fold != k)
+            proj_k = PairScorer.fit_relation(pairs.q_ctx[fit_rows], pairs.e_ctx[fit_rows], y[fit_rows], seed=seed)
+            held = (row_fold == k) & ~row_val
+            x[held, LEARNED] = project_cos(proj_k, pairs.q_ctx[held], pairs.e_ctx[held])
     weight = np.array([other_relation_weight if queries[q].kind.startswith("other_relation") else 1.0 for q in qidx])
     scorer = PairScorer.fit(FEATURES, x[~row_val], y[~row_val], seed=seed, sample_weight=weight[~row_val])
     scorer.relation_proj = proj
@@ -249,7 +263,7 @@ def train_gate(data: Path, out: Path | None = None, *, n_cases: int | None = Non
     prec, rec = precision_recall(b[cf], r[cf], in_scope[cf], threshold)
     summary = {"n_cases": len(cases), "n_queries": len(queries), "n_pairs": len(y),
                "val_precision": prec, "val_recall": rec, "threshold": threshold, "curve": curve,
-               "other_relation_weight": other_relation_weight, "train_seconds": time.perf_counter() - t0}
+               "other_relation_weight": other_relation_weight, "cross_fit_folds": cross_fit_folds, "train_seconds": time.perf_counter() - t0}
     log.info("gate trained: precision %.4f recall %.4f at threshold %.2f", prec, rec, threshold)
     if out is not None:
         d = scorer.to_dict()
