@@ -58,7 +58,8 @@ def test_in_scope_gets_the_edit_in_context(model: EditedModel) -> None:
     ans = model.ask("Who is the CEO of Acme Corp?", **OPTS)
     assert ans.edit is not None and ans.edit.id == "acme" and ans.score >= model.gate.threshold
     sent = model.backend.sent[-1]  # type: ignore[attr-defined]
-    assert "Maria Okafor" in sent[0]["content"] and sent[-1]["content"] == "Who is the CEO of Acme Corp?"
+    assert any("Maria Okafor" in m["content"] for m in sent)  # the edit is in the context
+    assert "Who is the CEO of Acme Corp?" in sent[-1]["content"] and sent[-1]["role"] == "user"
     assert ans.text.strip()
 
 
