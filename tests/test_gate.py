@@ -74,3 +74,22 @@ def test_calibrate_save_load(tmp_path: Path, embedder) -> None:  # type: ignore[
             load_gate(m)
         (tmp_path / "m" / GATE_FILE).write_text(json.dumps({"kind": "similarity", "threshold": 0.7}))
         assert isinstance(load_gate(m), SimilarityGate)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_gate_on_real_counterfact_cases(shared_data: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """A regression guard on 600 real CounterFact cases (the full benchmark is eval/scope_counterfact.py)."""
+    from bbedit.evaluation.scope_bench import judge, metrics
+    from bbedit.scope.train import labelled_queries
+    from bbedit.types import Edit
+
+    cases = json.loads((shared_data / "counterfact" / "counterfact-edit.json").read_text())[:600]
+    with EditMemory(None, embedder=embedder) as m:
+        edits = [Edit(subject=c["subject"], prompt=c["prompt"], target_new=c["target_new"], id=f"cf-{c['case_id']}")
+                 for c in cases]
+        m.add_many(edits, supersede=False)
+        queries = labelled_queries(cases, [e.id for e in edits], synthetic=0.0)
+        gate = load_gate(m)
+        res = metrics(judge(gate, m, queries), queries, gate.threshold)
+    assert res["precision"] >= 0.98 and res["recall"] >= 0.95, res
