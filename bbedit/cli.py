@@ -47,7 +47,7 @@ def _model(args: argparse.Namespace, memory: Any, stack: contextlib.ExitStack) -
     backend = make_backend(args.base_url, args.model, args.api_key, timeout=args.timeout, stack=stack)
     gate = load_gate(memory)
     if args.gate_threshold is not None:
-        gate.threshold = args.gate_threshold
+        gate.set_threshold(args.gate_threshold)
     editor: Any = args.editor
     if args.editor == "ike" and args.ike_mode:
         from bbedit.editors.ike import IKEEditor
@@ -228,7 +228,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         if args.gate_cmd == "show":
             print(json.dumps({"kind": gate.name, "threshold": gate.threshold}, indent=2))
         elif args.gate_cmd == "set":
-            gate.threshold = args.threshold
+            gate.set_threshold(args.threshold)
             print(f"saved {gate.save()}")
         elif args.gate_cmd == "calibrate":
             rows = [json.loads(x) for x in Path(args.file).read_text().splitlines() if x.strip()]

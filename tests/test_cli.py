@@ -89,6 +89,8 @@ def test_gate_show_and_set(capsys: pytest.CaptureFixture[str], mem: str) -> None
     assert code == 0
     code, out, _ = run(capsys, "gate", "show", "--memory", mem)
     assert json.loads(out) == {"kind": "learned", "threshold": 0.9}
+    code, _, err = run(capsys, "gate", "set", "--memory", mem, "1.7")
+    assert code == 1 and "0.0..1.0" in err
 
 
 def test_help_is_fast_and_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:

@@ -106,20 +106,21 @@ class SubjectIndex:
                     continue
                 start, end = toks[i][1], toks[j - 1][2]
                 surface = text[start:end]
-                case_exact = any(surface == nm for row in rows for k, nm in self._names.get(row, ()) if k == key)
-                m_case = case_exact or any(
-                    _same_words(surface, nm) for row in rows for k, nm in self._names.get(row, ()) if k == key)
+                case_exact = any(_same_words(surface, nm) for row in rows for k, nm in self._names.get(row, ())
+                                 if k == key)
                 ext = _proper_extension(text, toks, i, j)
                 for row in rows:
                     old = best.get(row)
                     if old is None or j - i > old.n_tokens:
-                        best[row] = SubjectMatch(row, start, end, j - i, m_case, ext)
+                        best[row] = SubjectMatch(row, start, end, j - i, case_exact, ext)
         return sorted(best.values(), key=lambda m: -m.n_tokens)
 
 
 def _same_words(surface: str, name: str) -> bool:
-    """Case-exact after ignoring punctuation and spacing ("Lyon" vs "Lyon", "U.S." vs "U.S")."""
-    return [m.group() for m in _WORD.finditer(surface)] == [m.group() for m in _WORD.finditer(name)][-len(_WORD.findall(surface)):]
+    """Whether the words of ``surface`` are the name's words with the same case (ignoring punctuation
+    and spacing, "U.S." vs "U.S"); the name's optional leading "The" may be missing from the surface."""
+    said, named = _WORD.findall(surface), _WORD.findall(name)
+    return said == named[len(named) - len(said):]
 
 
 def _capitalised(tok: str) -> bool:

@@ -46,13 +46,19 @@ class ScopeGate(Protocol):
 
 class GateBase:
     name = "base"
+    score_range = (0.0, 1.0)
 
     def __init__(self, memory: EditMemory, threshold: float, k: int = 5) -> None:
-        if not 0.0 <= threshold <= 1.0 and self.name != "similarity":
-            raise ConfigError(f"gate threshold must be in 0..1, got {threshold}")
         self.memory = memory
-        self.threshold = float(threshold)
+        self.set_threshold(threshold)
         self.k = k
+
+    def set_threshold(self, threshold: float) -> None:
+        """Change the minimum score to apply an edit. Raises ConfigError outside the score range."""
+        lo, hi = self.score_range
+        if not lo <= threshold <= hi:
+            raise ConfigError(f"{self.name} gate threshold must be in {lo}..{hi}, got {threshold}")
+        self.threshold = float(threshold)
 
     def _ranked(self, query: str, retrieval: Retrieval | None) -> list[tuple[Any, float]]:
         raise NotImplementedError
@@ -154,6 +160,7 @@ class SimilarityGate(GateBase):
     """Baseline: the nearest edit by cosine similarity, in scope above ``threshold``."""
 
     name = "similarity"
+    score_range = (-1.0, 1.0)  # cosine
 
     def __init__(self, memory: EditMemory, threshold: float = 0.75, k: int = 5) -> None:
         super().__init__(memory, threshold, k)
