@@ -21,7 +21,7 @@ from bbedit.errors import ConfigError, DuplicateEdit, EditNotFound, InvalidEdit,
 from bbedit.memory.embedder import DEFAULT_EMBEDDER, Embedder, load_embedder
 from bbedit.memory.index import VectorIndex
 from bbedit.memory.store import DB_NAME, EditStore
-from bbedit.memory.subjects import SubjectIndex, SubjectMatch, fold, tokens
+from bbedit.memory.subjects import SubjectIndex, SubjectMatch, name_key, tokens
 from bbedit.types import Edit, Hit
 
 log = logging.getLogger(__name__)
@@ -347,17 +347,19 @@ class EditMemory:
         embs, ctxs = self._embed(chunk)
         deactivate: builtins.list[tuple[str, str]] = []
         final: EditList = []
-        pending: dict[str, tuple[Edit, np.ndarray]] = {}  # earlier edits of this batch, by id
+        # earlier edits of this batch that are still in force, by subject name, then id
+        pending: dict[tuple[str, ...], dict[str, tuple[Edit, np.ndarray]]] = {}
         for e, ctx in zip(chunk, ctxs, strict=True):
+            same_subject = pending.setdefault(name_key(e.subject), {})
             if supersede:
-                old = self._same_fact(e, ctx, pending)
+                old = self._same_fact(e, ctx, list(same_subject.values()))
                 if old is not None:
                     deactivate.append((old.id, e.id))
                     if e.supersedes is None:
                         e = e.replace(supersedes=old.id)
-                    pending.pop(old.id, None)
+                    same_subject.pop(old.id, None)
             final.append(e)
-            pending[e.id] = (e, ctx)
+            same_subject[e.id] = (e, ctx)
         rows = self._store.write(list(zip(final, embs, ctxs, strict=True)), deactivate=deactivate)
         gone = {old for old, _ in deactivate}
         for old_id in gone:
@@ -370,13 +372,13 @@ class EditMemory:
             self._index.add([k[0] for k in keep], np.stack([k[2] for k in keep]))
         return final
 
-    def _same_fact(self, edit: Edit, ctx: np.ndarray, pending: Mapping[str, tuple[Edit, np.ndarray]]) -> Edit | None:
-        """The active edit (stored or earlier in this batch) that ``edit`` replaces, if any."""
-        key = [fold(t) for t, _, _ in tokens(edit.subject)]
+    def _same_fact(self, edit: Edit, ctx: np.ndarray, same_subject_pending: Sequence[tuple[Edit, np.ndarray]]
+                   ) -> Edit | None:
+        """The active edit (stored, or earlier in this batch with the same subject) that ``edit`` replaces."""
         best, best_sim = None, self.supersede_threshold
-        prompt_key = [t for t, _, _ in tokens(edit.prompt)]
+        prompt_key = name_key(edit.prompt)
         cands = [(self._edits[r], self._ctx[r]) for r in self._subjects.rows_with_name(edit.subject)]
-        cands += [p for p in pending.values() if [t for t, _, _ in tokens(p[0].subject)] == key]
+        cands += same_subject_pending
         if cands and self._relation_similarity is None:
             from bbedit.scope.features import relation_similarity
 
@@ -384,7 +386,7 @@ class EditMemory:
         for old, old_ctx in cands:
             if old.id == edit.id:
                 continue
-            same_prompt = [t for t, _, _ in tokens(old.prompt)] == prompt_key
+            same_prompt = name_key(old.prompt) == prompt_key
             sim = 1.0 if same_prompt else float(self._relation_similarity(old_ctx, ctx))  # type: ignore[misc]
             if sim >= best_sim:
                 best, best_sim = old, sim
