@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast lint typecheck eval-scope eval-e2e eval-overhead eval clean
+.PHONY: install demo test test-fast lint typecheck eval-scope eval-e2e eval-overhead eval-summary eval clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -46,7 +46,10 @@ eval-e2e: $(STAMP)
 eval-overhead: $(STAMP)
 	$(BIN)/python eval/overhead.py
 
-eval: eval-scope eval-overhead eval-e2e
+eval-summary: $(STAMP)
+	$(BIN)/python -m bbedit.evaluation.summary
+
+eval: eval-scope eval-overhead eval-e2e eval-summary
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info
