@@ -21,16 +21,24 @@ from bbedit.types import Edit
 log = logging.getLogger(__name__)
 
 
-def judge(gate: GateBase, memory: EditMemory, queries: Sequence[LabelledQuery], chunk: int = 512
-          ) -> list[tuple[float, bool]]:
-    """For each query: the best candidate's score, and whether that candidate is a right edit."""
-    out = []
+def judge_many(gates: Sequence[GateBase], memory: EditMemory, queries: Sequence[LabelledQuery],
+               chunk: int = 512) -> list[list[tuple[float, bool]]]:
+    """For each gate and each query: the best candidate's score, and whether it is a right edit.
+    Each query is retrieved once, for all the gates."""
+    out: list[list[tuple[float, bool]]] = [[] for _ in gates]
+    k = max(g.k for g in gates)
     for b in range(0, len(queries), chunk):
         part = queries[b:b + chunk]
-        for q, r in zip(part, memory.retrieve_many([q.text for q in part], gate.k), strict=True):
-            d = gate.scores(q.text, r)
-            out.append((d.score, d.edit is not None and d.edit.id in q.edit_ids))
+        for q, r in zip(part, memory.retrieve_many([q.text for q in part], k), strict=True):
+            for g, res in zip(gates, out, strict=True):
+                d = g.scores(q.text, r)
+                res.append((d.score, d.edit is not None and d.edit.id in q.edit_ids))
     return out
+
+
+def judge(gate: GateBase, memory: EditMemory, queries: Sequence[LabelledQuery]) -> list[tuple[float, bool]]:
+    """:func:`judge_many` for one gate."""
+    return judge_many([gate], memory, queries)[0]
 
 
 def metrics(judged: Sequence[tuple[float, bool]], queries: Sequence[LabelledQuery], threshold: float
@@ -92,10 +100,9 @@ def run(n_nq: int = 1000, data: Path = DATA_ROOT) -> Path:
     queries = counterfact_queries(cases, [e.id for e in edits], n_nq)
     relabelled = sum(1 for q in queries if q.kind == "locality" and q.in_scope)
     gate = load_gate(memory)
-    judged = judge(gate, memory, queries)
-    learned = metrics(judged, queries, gate.threshold)
     sim = SimilarityGate(memory)
-    sim_judged = judge(sim, memory, queries)
+    judged, sim_judged = judge_many([gate, sim], memory, queries)
+    learned = metrics(judged, queries, gate.threshold)
     sim_t = best_threshold(sim_judged, queries)
     baseline = metrics(sim_judged, queries, sim_t)
 
