@@ -91,12 +91,16 @@ class EditStore:
             self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     # -- rows -------------------------------------------------------------------------------------
-    def _decode(self, r: tuple) -> Row:
-        row, id_, data, active, sup_by, emb, ctx = r
+    @staticmethod
+    def _decode_edit(row: int, id_: str, data: str) -> Edit:
         try:
-            edit = Edit.from_dict(json.loads(data))
+            return Edit.from_dict(json.loads(data))
         except (json.JSONDecodeError, InvalidEdit, TypeError) as e:
             raise MemoryCorrupt(f"row {row} (edit {id_!r}) holds an unreadable edit: {e}") from e
+
+    def _decode(self, r: tuple) -> Row:
+        row, id_, data, active, sup_by, emb, ctx = r
+        edit = self._decode_edit(row, id_, data)
         e_vec = np.frombuffer(emb, dtype=np.float32)
         c_vec = np.frombuffer(ctx, dtype=np.float32)
         if e_vec.shape != (self.dim,) or c_vec.shape != (self.dim,):
@@ -110,13 +114,7 @@ class EditStore:
         """Every stored edit, without reading the embeddings (which may be of another size)."""
         with self.lock:
             fetched = self.conn.execute("SELECT row, id, data FROM edits ORDER BY row").fetchall()
-        out = []
-        for row, id_, data in fetched:
-            try:
-                out.append(Edit.from_dict(json.loads(data)))
-            except (json.JSONDecodeError, InvalidEdit, TypeError) as e:
-                raise MemoryCorrupt(f"row {row} (edit {id_!r}) holds an unreadable edit: {e}") from e
-        return out
+        return [self._decode_edit(*r) for r in fetched]
 
     def rows(self, active_only: bool = False) -> Iterator[Row]:
         """All rows in insertion order."""

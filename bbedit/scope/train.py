@@ -44,9 +44,14 @@ class LabelledQuery:
         return bool(self.edit_ids)
 
 
+def template_of(case: dict[str, Any]) -> str:
+    """A case's prompt with its subject replaced by "{}" ("The capital of {} is")."""
+    return str(case["prompt"]).replace(case["subject"], "{}")
+
+
 def relation_clusters(cases: Sequence[dict[str, Any]]) -> dict[str, str]:
     """Map each prompt template ("The capital of {} is") to a representative of its relation."""
-    templates = {c["prompt"].replace(c["subject"], "{}") for c in cases if c["subject"] in c["prompt"]}
+    templates = {template_of(c) for c in cases if c["subject"] in c["prompt"]}
     parent = {t: t for t in templates}
 
     def find(t: str) -> str:
@@ -62,7 +67,7 @@ def relation_clusters(cases: Sequence[dict[str, Any]]) -> dict[str, str]:
     for c in cases:
         if c["subject"] not in c["prompt"] or not c.get("locality_prompt"):
             continue
-        own = c["prompt"].replace(c["subject"], "{}")
+        own = template_of(c)
         lp = c["locality_prompt"]
         for t, rx in by_last.get(lp.split()[-1], []) + by_last.get("{}", []):
             if rx.match(lp):
@@ -89,7 +94,7 @@ def labelled_queries(cases: Sequence[dict[str, Any]], ids: Sequence[str], *, see
     clusters_of_subject: dict[str, set[str]] = defaultdict(set)
     case_rel: list[str | None] = []
     for c, eid in zip(cases, ids, strict=True):
-        t = c["prompt"].replace(c["subject"], "{}")
+        t = template_of(c)
         rel = cluster.get(t)
         case_rel.append(rel)
         if rel is not None:
@@ -119,7 +124,7 @@ def labelled_queries(cases: Sequence[dict[str, Any]], ids: Sequence[str], *, see
             out.append(LabelledQuery(c["locality_prompt"], about(c["locality_prompt"], rel), "locality", n))
         if rel is None or rng.random() > synthetic:
             continue
-        own = c["prompt"].replace(c["subject"], "{}")
+        own = template_of(c)
         same = [t for t in by_cluster[rel] if t != own]
         if same:
             out.append(LabelledQuery(rng.choice(same).replace("{}", c["subject"]), same_fact, "template", n))
@@ -234,7 +239,7 @@ def train_gate(data: Path, out: Path | None = None, *, n_cases: int | None = Non
         # the learned relation similarity on relations it has never seen, its training rows get that
         # feature from a projection fitted without their relation (folds over relation clusters).
         cluster = relation_clusters(cases)
-        rel_of_case = [cluster.get(c["prompt"].replace(c["subject"], "{}"), "") for c in cases]
+        rel_of_case = [cluster.get(template_of(c), "") for c in cases]
         rels = sorted(set(rel_of_case))
         fold_of = {r: i % cross_fit_folds for i, r in enumerate(rng.permutation(rels).tolist())}
         row_fold = np.array([fold_of[rel_of_case[queries[q].case]] for q in qidx])
