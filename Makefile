@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast lint typecheck eval-scope eval-e2e eval-overhead eval-summary eval clean
+.PHONY: install demo test test-fast lint typecheck eval-scope eval-overhead eval-summary eval-suites eval clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -40,8 +40,14 @@ typecheck: $(STAMP)
 eval-scope: $(STAMP)
 	$(BIN)/python eval/scope_counterfact.py
 
-eval-e2e: $(STAMP)
-	$(BIN)/python eval/e2e_counterfact.py
+SUITES := counterfact zsre postedit-counterfact postedit-zsre mquake-hard sequential general
+
+# each suite resumes from its call cache (eval/.cache) if interrupted
+eval-%: eval/%.yaml $(STAMP)
+	$(BIN)/bbedit eval $<
+
+eval-suites: $(STAMP)
+	$(BIN)/bbedit eval $(addprefix eval/,$(addsuffix .yaml,$(SUITES)))
 
 eval-overhead: $(STAMP)
 	$(BIN)/python eval/overhead.py
@@ -49,7 +55,7 @@ eval-overhead: $(STAMP)
 eval-summary: $(STAMP)
 	$(BIN)/python -m bbedit.evaluation.summary
 
-eval: eval-scope eval-overhead eval-e2e eval-summary
+eval: eval-scope eval-overhead eval-suites eval-summary
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info

@@ -171,3 +171,15 @@ class Answer:
     @property
     def edited(self) -> bool:
         return self.edit is not None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One model reply with what it cost: token counts as the server reports them
+    (-1 when it reports none), wall time, and why generation stopped."""
+
+    text: str
+    prompt_tokens: int = -1
+    completion_tokens: int = -1
+    latency_s: float = 0.0
+    finish_reason: str = ""

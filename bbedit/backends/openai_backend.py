@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import openai
 
 from bbedit.errors import BackendError, BackendUnavailable, ConfigError
-from bbedit.types import Message
+from bbedit.types import Completion, Message
 
 logger = logging.getLogger(__name__)
 
@@ -240,11 +240,22 @@ class OpenAIBackend:
         Raises :class:`BackendUnavailable` when the endpoint cannot be reached,
         :class:`BackendError` on a timeout, an HTTP error or an empty response.
         """
+        return self.complete(messages, **opts).text
+
+    def complete(self, messages: Sequence[Message], **opts: Any) -> Completion:
+        """:meth:`generate`, with the token counts the server reports (-1 when it reports none)
+        and the wall time of the call."""
         kwargs = self._request(messages, opts)
+        t0 = time.perf_counter()
         resp = self._call("chat completion", lambda: self._client.chat.completions.create(**kwargs))
         if not resp.choices:
             raise BackendError(f"model endpoint {self.base_url} returned no choices")
-        return resp.choices[0].message.content or ""
+        usage = getattr(resp, "usage", None)
+        return Completion(text=resp.choices[0].message.content or "",
+                          prompt_tokens=int(getattr(usage, "prompt_tokens", -1) or -1) if usage else -1,
+                          completion_tokens=int(getattr(usage, "completion_tokens", -1) or -1) if usage else -1,
+                          latency_s=time.perf_counter() - t0,
+                          finish_reason=resp.choices[0].finish_reason or "")
 
     def stream(self, messages: Sequence[Message], **opts: Any) -> Iterator[str]:
         """Yield the reply's text deltas as the server streams them.

@@ -30,7 +30,7 @@ def write_results(suite: str, headline: Mapping[str, float | int], details: Mapp
     ``headline`` holds plain numbers only (rates as fractions, times with their unit in the key).
     """
     for k, v in headline.items():
-        if not isinstance(v, int | float) or isinstance(v, bool):
+        if not isinstance(v, int | float) or isinstance(v, bool) or v != v:
             raise TypeError(f"headline value {k}={v!r} is not a plain number")
     out = (root or RESULTS_ROOT) / suite
     out.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from bbedit.types import EDIT_FIELDS, Edit
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("jsonl", "counterfact", "zsre", "knowedit", "postedit")
+FORMATS = ("jsonl", "counterfact", "zsre", "knowedit", "postedit", "qaedit")
 PathLike = str | os.PathLike[str]
 _LINE_SUFFIXES = (".jsonl", ".ndjson")
 _WS = re.compile(r"[ \t\r\n]*")
@@ -234,6 +234,7 @@ _SPECS: dict[str, _Spec] = {
                                        "target_new": e.target_new, "ground_truth": e.target_old or ""}),
     "zsre": _Spec(_flat("zsre", "src", "alt", "answers"), "zsre"),
     "knowedit": _Spec(_flat("knowedit", "prompt", "target_new", "ground_truth"), "knowedit"),
+    "qaedit": _Spec(_flat("qaedit", "prompt", "target", "", "id"), "qaedit"),
     "postedit": _Spec(_read_postedit, "postedit",
                       lambda e, n: {"edit_id": n, "requested_rewrite": e.prompt,
                                     "target_old": e.target_old or "", "target_new": e.target_new}),
@@ -252,6 +253,8 @@ def _classify(rec: Any) -> str | None:
         return "postedit"
     if {"src", "alt"} <= keys:
         return "zsre"
+    if {"prompt", "target", "rephrase"} <= keys:
+        return "qaedit"
     if {"subject", "prompt", "target_new"} <= keys:
         if keys <= set(EDIT_FIELDS):
             return "jsonl"
@@ -344,6 +347,26 @@ def _detect(path: str, text: str) -> str:
 
 
 # ----------------------------------------------------------------------------- public API
+
+def records(path: PathLike) -> Iterator[tuple[str, int | None, Any]]:
+    """A JSON array's or JSON-lines file's records as ``(where, line, value)``;
+    ``where`` is ``"record N"`` for arrays, "" for lines. Raises :class:`EditFileError`
+    for an unreadable file or broken JSON (with its line)."""
+    path = os.fspath(path)
+    for where, line, value, json_error in _records(path, _read_text(path)):
+        if json_error is not None:
+            raise EditFileError(path, json_error, line=line)
+        yield where, line, value
+
+
+def edit_from_record(rec: Any, format: str, index: int, id_prefix: str | None = None) -> Edit:
+    """One record of an edit file in ``format`` (not ``auto``) as an :class:`Edit`;
+    the id is ``<prefix>-<record id or index>``. Raises :class:`InvalidEdit`."""
+    spec = _SPECS.get(format)
+    if spec is None:
+        raise ConfigError(f"unknown edit file format {format!r}; known formats: {', '.join(FORMATS)}")
+    return spec.read(rec, index, spec.id_prefix if id_prefix is None else id_prefix)
+
 
 def detect_format(path: PathLike) -> str:
     """The format of an edit file, one of :data:`FORMATS`, from its name and first record's keys.

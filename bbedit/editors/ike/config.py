@@ -13,8 +13,8 @@ MODES = ("fact", "ike")
 class IKEConfig:
     """How the in-scope edit is put in front of the model.
 
-    mode: "ike" (the default: it measured better, see eval/results/e2e-counterfact) adds
-        demonstrations (copy / update / retain, as in the IKE paper) as earlier
+    mode: "ike" (the default: on 100 CounterFact cases it measured ES/PS 0.65/0.55
+        against 0.53/0.30 for "fact") adds demonstrations (copy / update / retain, as in the IKE paper) as earlier
         turns, each a new fact with a question and its answer; "fact" only puts the
         updated fact in a system message (shorter prompts, faster, weaker).
     n_demos: how many demonstrations "ike" retrieves from the pool (most similar to the query).

@@ -1,0 +1,273 @@
+"""The ``editing`` task: a dataset's cases through each system, scored under both protocols.
+
+Used by the counterfact, zsre, postedit-* and knowedit/qaedit suites. Every edit of
+the dataset file is in memory (``memory: file``), so the gate must also find the
+right edit among thousands.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bbedit.evaluation import metrics as M
+from bbedit.evaluation.calls import pmap
+from bbedit.evaluation.cases import Case, Dataset, Probe, load_dataset
+from bbedit.evaluation.harness import (
+    Route,
+    RunContext,
+    build_memory,
+    cloze_prefix,
+    make_editor,
+    request,
+    route_all,
+)
+from bbedit.types import Completion, Message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Item:
+    """One probe of one case, as asked of every system."""
+
+    case: Case
+    probe: Probe
+
+
+def load(ctx: RunContext) -> tuple[Dataset, list[Any]]:
+    """The suite's cases (its first n) and the edits that go in memory (the whole file's, for
+    ``memory: file``)."""
+    d = ctx.cfg.dataset
+    edits_path = ctx.data_path(d["edits"]) if d.get("edits") else None
+    data = load_dataset(ctx.data_path(d["path"]), d.get("format", "auto"), edits_path=edits_path,
+                        on_error=d.get("on_error", "raise"))
+    edits = data.edits() if ctx.cfg.memory == "file" else None
+    data.cases = data.cases[:ctx.cfg.n] if ctx.cfg.n else data.cases
+    return data, edits if edits is not None else data.edits()
+
+
+def answer_all(ctx: RunContext, items: Sequence[Item], memory: Any, gate: Any, editor: Any,
+               systems: Sequence[str]) -> tuple[dict[str, list[Route]], dict[str, list[Completion]], dict[str, float]]:
+    """Route and answer every item for every system (generation protocol). Requests shared by
+    systems (an out-of-scope query passed through is the unedited request) are sent once."""
+    queries = [it.probe.text for it in items]
+    routes, route_ms = {}, {}
+    for s in systems:
+        routes[s], route_ms[s] = route_all(s, queries, memory, gate)
+    model = ctx.model()
+    jobs: dict[str, list[Message]] = {}
+    for s in systems:
+        for q, r in zip(queries, routes[s], strict=True):
+            msgs = request(editor, q, r)
+            jobs.setdefault(str(msgs), msgs)
+    done = dict(zip(jobs, pmap(model.complete, list(jobs.values()), ctx.cfg.workers,
+                               f"{ctx.cfg.suite}: {len(jobs)} requests"), strict=True))
+    answers = {s: [done[str(request(editor, q, r))] for q, r in zip(queries, routes[s], strict=True)]
+               for s in systems}
+    return routes, answers, route_ms
+
+
+def _edit_id(route: Route) -> str | None:
+    return route.edit.id if route.edit is not None else None
+
+
+def right_edit(item: Item, route: Route) -> bool:
+    return route.edit is not None and route.edit.id in {e.id for e in item.case.edits}
+
+
+def score_generation(items: Sequence[Item], answers: Sequence[Completion], base: Sequence[Completion]
+                     ) -> dict[str, list[float]]:
+    """Per-probe scores of one system under the generation protocol; ``base`` are the unedited
+    system's answers (locality and PostEdit retention are measured against them)."""
+    out: dict[str, list[float]] = defaultdict(list)
+    for it, a, b in zip(items, answers, base, strict=True):
+        p, text = it.probe, a.text
+        if p.kind == "locality":
+            out["locality"].append(float(M.unchanged(text, b.text)))
+            if p.answers:
+                out["locality_truth"].append(float(M.contains_any(text, p.answers)))
+        elif p.kind in ("reliability", "generalization", "multihop"):
+            out[p.kind].append(float(M.edit_success(text, p.answers, p.old_answers)))
+        elif p.kind == "portability":
+            out["portability"].append(float(M.contains_any(text, p.answers)))
+        out["fluency"].append(M.ngram_entropy(text))
+        edit = it.case.edits[0]
+        if edit.target_old:
+            out["lexical_edit"].append(M.lexical_edit_score(text, edit.target_new, edit.target_old, p.in_scope))
+        out["lexical_retention"].append(M.lexical_retention(text, b.text, edit.target_new, edit.target_old,
+                                                            p.in_scope))
+        out["latency"].append(a.latency_s * 1000)
+    return out
+
+
+def semantic_retention(items: Sequence[Item], answers: Sequence[Completion], base: Sequence[Completion]
+                       ) -> list[float]:
+    """PostEdit's semantic retention: SBERT (MiniLM) cosine of edited vs. original answer, targets masked
+    for in-scope probes."""
+    import numpy as np
+
+    from bbedit.memory.embedder import load_embedder
+
+    emb = load_embedder()
+    a, b = [], []
+    for it, x, y in zip(items, answers, base, strict=True):
+        e = it.case.edits[0]
+        a.append(M.mask(x.text, e.target_new) if it.probe.in_scope else x.text.lower())
+        b.append(M.mask(y.text, e.target_old) if it.probe.in_scope else y.text.lower())
+    va, vb = emb.embed(a), emb.embed(b)
+    return [float(v) for v in np.sum(np.asarray(va) * np.asarray(vb), axis=1)]
+
+
+def gate_counts(items: Sequence[Item], routes: Sequence[Route]) -> dict[str, float]:
+    tp = sum(1 for it, r in zip(items, routes, strict=True) if it.probe.in_scope and right_edit(it, r))
+    routed = sum(1 for r in routes if r.edit is not None)
+    pos = sum(1 for it in items if it.probe.in_scope)
+    p, r, f = M.prf(tp, routed - tp, pos - tp)
+    return {"gate_precision": p, "gate_recall": r, "gate_f1": f,
+            "gate_routed_out_of_scope": sum(1 for it, rt in zip(items, routes, strict=True)
+                                            if not it.probe.in_scope and rt.edit is not None)
+            / max(sum(1 for it in items if not it.probe.in_scope), 1)}
+
+
+def score_probability(ctx: RunContext, items: Sequence[Item], routes: Sequence[Route], editor: Any
+                      ) -> dict[str, list[float]]:
+    """Teacher-forced scores on the messages the system sends. In scope: success when the new
+    answer is more likely than the old one (CounterFact's efficacy/paraphrase score), plus the
+    target's token accuracy (EasyEdit's teacher-forced metric). Locality: the true answer stays
+    more likely than the edit's new target."""
+    scorer = ctx.scorer()
+    jobs: list[tuple[Item, list[Any], list[str], str]] = []
+    for it, r in zip(items, routes, strict=True):
+        p, edit = it.probe, it.case.edits[0]
+        msgs = request(editor, p.text, r)
+        if p.kind == "locality":
+            conts = [p.answers[0], edit.target_new] if p.answers else []
+        else:
+            conts = [p.answers[0]] + ([p.old_answers[0]] if p.old_answers else [])
+        if conts:
+            jobs.append((it, msgs, conts, cloze_prefix(p.text)))
+    prefix_space = [[(" " + c) if pre else c for c in conts] for _, _, conts, pre in jobs]
+    scores = pmap(lambda j: scorer.score(jobs[j][1], prefix_space[j], jobs[j][3]), range(len(jobs)), 1,
+                  f"{ctx.cfg.suite}: teacher forcing")
+    out: dict[str, list[float]] = defaultdict(list)
+    for (it, _, _, _), sc in zip(jobs, scores, strict=True):
+        kind = it.probe.kind
+        if len(sc) == 2:
+            out[kind].append(float(sc[0].logprob > sc[1].logprob))
+        if kind != "locality":
+            out[f"{kind}_token_acc"].append(sc[0].token_accuracy)
+    return out
+
+
+def summarise(per: dict[str, list[float]]) -> dict[str, float]:
+    res = {}
+    for k, v in per.items():
+        if not v:
+            continue
+        base = k.removesuffix("_token_acc")
+        res[k] = M.aggregate(base, v) if base in M.METRICS and base == k else sum(v) / len(v)
+    return res
+
+
+RENAME = {"latency": "latency_p50_ms", "token_overhead": "token_overhead_mean", "routing_ms": "routing_ms_per_query"}
+
+
+def headline_key(system: str, protocol: str, metric: str) -> str:
+    """``generation_reliability`` for bbedit, ``baseline_none_generation_reliability`` for the others;
+    gate and cost figures carry no protocol (``gate_recall``, ``token_overhead_mean``)."""
+    name = RENAME.get(metric, metric)
+    key = name if metric.startswith("gate_") or metric in ("token_overhead", "routing_ms") else f"{protocol}_{name}"
+    return key if system == "bbedit" else f"baseline_{system}_{key}"
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    """Run the editing task; returns the headline, per-protocol results per system, and every record."""
+    cfg = ctx.cfg
+    t0 = time.perf_counter()
+    data, edits = load(ctx)
+    items = [Item(c, p) for c in data.cases for p in c.probes]
+    from bbedit.scope.gate import load_gate
+
+    memory = build_memory(edits)
+    gate = load_gate(memory)
+    editor = make_editor(cfg)
+    systems = list(dict.fromkeys(["none", *cfg.systems]))  # the unedited answers are the locality reference
+    routes, answers, route_ms = answer_all(ctx, items, memory, gate, editor, systems)
+    base = answers["none"]
+    results: dict[str, dict[str, dict[str, float]]] = {"generation": {}, "probability": {}}
+    for s in systems:
+        per = score_generation(items, answers[s], base)
+        if cfg.options.get("semantic_retention", data.format == "postedit"):
+            per["semantic_retention"] = semantic_retention(items, answers[s], base)
+        summary = summarise(per)
+        summary["latency"] = M.aggregate("latency", per["latency"]) + route_ms[s]
+        if s != "none":
+            summary.update(gate_counts(items, routes[s]))
+            extra = [a.prompt_tokens - b.prompt_tokens for a, b, r in zip(answers[s], base, routes[s], strict=True)
+                     if r.edit is not None and a.prompt_tokens >= 0 and b.prompt_tokens >= 0]
+            if extra:
+                summary["token_overhead"] = sum(extra) / len(extra)
+            summary["routing_ms"] = route_ms[s]
+        results["generation"][s] = summary
+    if "probability" in cfg.protocols:
+        n_prob = int(cfg.probability.get("n", len(data.cases)))
+        keep = {c.id for c in data.cases[:n_prob]}
+        sub = [i for i, it in enumerate(items) if it.case.id in keep]
+        for s in systems:
+            per = score_probability(ctx, [items[i] for i in sub], [routes[s][i] for i in sub], editor)
+            results["probability"][s] = summarise(per)
+    wall = time.perf_counter() - t0
+    headline: dict[str, float | int] = {"n_cases": len(data.cases), "n_queries": len(items), "wall_s": round(wall, 1),
+                                        "n_edits_in_memory": len(memory)}
+    for proto, by_sys in results.items():
+        for s, summary in by_sys.items():
+            for k, v in summary.items():
+                headline[headline_key(s, proto, k)] = v
+    headline["model_calls"] = ctx.model().calls
+    headline["model_calls_cached"] = ctx.model().hits
+    records = [{"case": it.case.id, "kind": it.probe.kind, "label": it.probe.label, "query": it.probe.text,
+                "answers": list(it.probe.answers[:3]), "old": list(it.probe.old_answers[:3]),
+                **{f"{s}": answers[s][i].text for s in systems},
+                **{f"{s}_edit": _edit_id(routes[s][i]) for s in systems if s != "none"}}
+               for i, it in enumerate(items)]
+    return {"headline": headline, "results": results, "records": records, "systems": systems,
+            "dataset": {"name": data.name, "format": data.format, "skipped": data.skipped,
+                        "n_extra_edits": len(data.extra_edits)}}
+
+
+def augment(ctx: RunContext, out: dict[str, Any]) -> None:
+    """CounterFact reuses subjects: a neighbourhood prompt may name a subject that has an edit *of the
+    same relation* in memory, and is then in scope of that edit (changing its answer is right).
+    For CounterFact-format data this adds, from the records, locality on the true neighbours only and
+    a gate precision that counts routing such a prompt to such an edit as right."""
+    if out.get("dataset", {}).get("format") != "counterfact" or ctx.cfg.memory != "file":
+        return
+    from bbedit.memory import formats
+    from bbedit.scope.train import labelled_queries
+
+    raw = [r for _, _, r in formats.records(ctx.data_path(ctx.cfg.dataset["path"]))]
+    if not raw or not isinstance(raw[0], dict) or "locality_prompt" not in raw[0]:
+        return  # ROME's original form: neighbourhood lists, no shared-subject labelling here
+    ids = [formats.edit_from_record(r, "counterfact", i).id for i, r in enumerate(raw)]
+    other = {q.text: set(q.edit_ids) for q in labelled_queries(raw, ids, synthetic=0.0)
+             if q.kind == "locality" and q.in_scope}
+    loc = [r for r in out["records"] if r["kind"] == "locality"]
+    true_nb = [r for r in loc if r["query"] not in other]
+    h = out["headline"]
+    for s in out["systems"]:
+        if s == "none" or not true_nb:
+            continue
+        key = "" if s == "bbedit" else f"baseline_{s}_"
+        h[f"{key}generation_locality_true_neighbours"] = sum(M.unchanged(r[s], r["none"]) for r in true_nb) / len(true_nb)
+        routed = [r for r in out["records"] if r.get(f"{s}_edit")]
+        right = [r for r in routed if (r["kind"] != "locality" and r[f"{s}_edit"] == r["case"])
+                 or (r["kind"] == "locality" and r[f"{s}_edit"] in other.get(r["query"], set()))]
+        h[f"{key}gate_precision_scope_aware"] = len(right) / len(routed) if routed else 0.0
+    h["n_neighbours_in_scope_of_another_edit"] = len(loc) - len(true_nb)
+    for r in loc:
+        r["in_scope_of_another_edit"] = r["query"] in other

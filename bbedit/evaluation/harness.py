@@ -1,0 +1,241 @@
+"""The shared machinery of benchmark suites: a suite's config, the systems under test, routing,
+and answering probes under the two protocols.
+
+Systems (what a user could deploy in front of the same model):
+
+- ``none``: the unedited model; every query goes through as asked.
+- ``bbedit``: edit memory + scope gate + editor (IKE); out-of-scope queries go through untouched.
+- ``always``: the memory's top hit is applied to every query (in-context editing without a gate).
+
+Protocols (reported separately, never averaged together):
+
+- ``generation`` (default, black-box): the query as the only user message, chat template,
+  greedy, natural stop (``max_tokens`` is a safety cap); judged by containment of the answer.
+- ``probability`` (teacher forcing, white-box or logprob-capable models): the log-probability
+  of the new vs. the old answer as the start of the reply (after the prompt itself, for cloze
+  prompts), on exactly the messages the system would send.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bbedit.errors import ConfigError
+from bbedit.evaluation.calls import CachedModel, CachedScorer, CallCache
+from bbedit.evaluation.report import DATA_ROOT, RESULTS_ROOT
+from bbedit.types import Edit, Message
+
+log = logging.getLogger(__name__)
+
+SYSTEMS = ("none", "bbedit", "always")
+PROTOCOLS = ("generation", "probability")
+TASKS = ("editing", "sequential", "general", "multihop")
+
+
+@dataclass
+class SuiteConfig:
+    """A benchmark suite, as written in ``eval/<suite>.yaml``."""
+
+    suite: str
+    task: str = "editing"
+    description: str = ""
+    dataset: dict[str, Any] = field(default_factory=dict)  # path (relative to the data root), format, on_error
+    n: int | None = None
+    memory: str = "file"  # "file": every edit in the dataset file; "cases": only the n cases' edits
+    systems: list[str] = field(default_factory=lambda: ["none", "bbedit"])
+    editor: dict[str, Any] = field(default_factory=lambda: {"name": "ike"})
+    backend: dict[str, Any] = field(default_factory=lambda: {"kind": "embedded"})
+    protocols: list[str] = field(default_factory=lambda: ["generation"])
+    generation: dict[str, Any] = field(default_factory=lambda: {"max_tokens": 48})
+    probability: dict[str, Any] = field(default_factory=dict)  # n (cases), model (None: packaged SmolLM2)
+    workers: int = 4
+    options: dict[str, Any] = field(default_factory=dict)  # task-specific settings
+    source: str = ""  # the YAML file it came from
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SuiteConfig:
+        import yaml
+
+        p = Path(path)
+        try:
+            raw = yaml.safe_load(p.read_text())
+        except OSError as e:
+            raise ConfigError(f"cannot read suite {p}: {e.strerror or e}") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"suite {p} is not valid YAML: {e}") from e
+        if not isinstance(raw, dict):
+            raise ConfigError(f"suite {p} must be a YAML mapping, got {type(raw).__name__}")
+        raw.setdefault("suite", p.stem)
+        return cls.from_dict(raw, source=str(p))
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], source: str = "") -> SuiteConfig:
+        known = set(cls.__dataclass_fields__) - {"source"}
+        unknown = set(raw) - known
+        if unknown:
+            raise ConfigError(f"suite {source or raw.get('suite')}: unknown key(s) {', '.join(sorted(unknown))}; "
+                              f"known: {', '.join(sorted(known))}")
+        cfg = cls(**dict(raw), source=source)
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        where = f"suite {self.suite!r}"
+        if self.task not in TASKS:
+            raise ConfigError(f"{where}: unknown task {self.task!r}; known: {', '.join(TASKS)}")
+        bad = [s for s in self.systems if s not in SYSTEMS]
+        if bad or not self.systems:
+            raise ConfigError(f"{where}: unknown system(s) {bad or '[]'}; known: {', '.join(SYSTEMS)}")
+        bad = [p for p in self.protocols if p not in PROTOCOLS]
+        if bad:
+            raise ConfigError(f"{where}: unknown protocol(s) {bad}; known: {', '.join(PROTOCOLS)}")
+        if self.n is not None and (not isinstance(self.n, int) or self.n < 1):
+            raise ConfigError(f"{where}: n must be a positive integer, got {self.n!r}")
+        if self.memory not in ("file", "cases"):
+            raise ConfigError(f"{where}: memory must be 'file' or 'cases', got {self.memory!r}")
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ConfigError(f"{where}: workers must be a positive integer, got {self.workers!r}")
+        if self.task != "general" and not self.dataset.get("path"):
+            raise ConfigError(f"{where}: dataset.path is required")
+
+    def command(self) -> str:
+        return f"bbedit eval {self.source or 'eval/' + self.suite + '.yaml'}"
+
+
+@dataclass
+class RunContext:
+    """What a task needs at run time: where data and results live, the cache, the models."""
+
+    cfg: SuiteConfig
+    data_root: Path = DATA_ROOT
+    results_root: Path = RESULTS_ROOT
+    cache_dir: Path | None = None  # None: no persistent cache
+    _stack: Any = None
+    _model: CachedModel | None = None
+    _scorer: CachedScorer | None = None
+    _cache: CallCache | None = None
+
+    def data_path(self, rel: str | os.PathLike[str]) -> Path:
+        p = Path(os.path.expanduser(str(rel)))
+        full = p if p.is_absolute() else self.data_root / p
+        if not full.exists():
+            raise ConfigError(f"suite {self.cfg.suite!r}: data file not found: {full} "
+                              f"(set the data root with --data-root or BBEDIT_DATA)")
+        return full
+
+    @property
+    def cache(self) -> CallCache:
+        if self._cache is None:
+            path = self.cache_dir / self.cfg.suite / "calls.sqlite" if self.cache_dir else None
+            self._cache = CallCache(path)
+        return self._cache
+
+    def model(self) -> CachedModel:
+        """The model under test, started (embedded) or connected on first use."""
+        if self._model is None:
+            import contextlib
+
+            from bbedit.backends.openai_backend import OpenAIBackend
+
+            if self._stack is None:
+                self._stack = contextlib.ExitStack()
+            b = dict(self.cfg.backend)
+            kind = b.pop("kind", "embedded")
+            timeout = float(b.pop("timeout", 180))
+            if kind == "embedded":
+                from bbedit.backends.embedded import EmbeddedServer
+
+                server = self._stack.enter_context(EmbeddedServer(
+                    model_path=b.pop("model_path", None), n_threads=b.pop("n_threads", None),
+                    n_parallel=int(b.pop("n_parallel", self.cfg.workers)), n_ctx=int(b.pop("n_ctx", 4096))))
+                backend = OpenAIBackend(model=server.model, base_url=server.base_url, timeout=timeout)
+            elif kind == "openai":
+                api_key = os.environ.get(str(b.pop("api_key_env", "OPENAI_API_KEY")), "sk-none")
+                backend = OpenAIBackend(model=b.pop("model", None), base_url=b.pop("base_url", None),
+                                        api_key=api_key, timeout=timeout)
+            else:
+                raise ConfigError(f"suite {self.cfg.suite!r}: backend.kind must be 'embedded' or 'openai', got {kind!r}")
+            if b:
+                raise ConfigError(f"suite {self.cfg.suite!r}: unknown backend option(s) {', '.join(sorted(b))}")
+            self._model = CachedModel(backend, self.cache, **{"temperature": 0.0, **self.cfg.generation})
+        return self._model
+
+    def scorer(self) -> CachedScorer:
+        if self._scorer is None:
+            from bbedit.backends.transformers_backend import TransformersBackend
+
+            opts = self.cfg.probability
+            backend = TransformersBackend(opts.get("model"), threads=opts.get("threads"))
+            self._scorer = CachedScorer(backend, self.cache)
+        return self._scorer
+
+    def close(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+        if self._cache is not None:
+            self._cache.close()
+
+
+# ----------------------------------------------------------------------------- systems and routing
+
+@dataclass(frozen=True)
+class Route:
+    """Where a system sends one query: the edit applied (None: passed through) and the gate's score."""
+
+    edit: Edit | None
+    score: float = 0.0
+
+
+def user(text: str) -> list[Message]:
+    return [{"role": "user", "content": text}]
+
+
+def make_editor(cfg: SuiteConfig) -> Any:
+    from bbedit.editors.base import make_editor as _make
+
+    opts = dict(cfg.editor)
+    return _make(opts.pop("name", "ike"), **opts)
+
+
+def route_all(system: str, queries: Sequence[str], memory: Any, gate: Any) -> tuple[list[Route], float]:
+    """Route every query for ``system``; returns the routes and the amortised routing time per
+    query in ms (retrieval + gate, batched)."""
+    if system == "none" or memory is None or not queries:
+        return [Route(None) for _ in queries], 0.0
+    t0 = time.perf_counter()
+    routes: list[Route] = []
+    for b in range(0, len(queries), 512):
+        part = list(queries[b:b + 512])
+        for q, r in zip(part, memory.retrieve_many(part, gate.k), strict=True):
+            if system == "bbedit":
+                d = gate.decide(q, r)
+                routes.append(Route(d.edit, d.score))
+            else:  # always
+                routes.append(Route(r.hits[0].edit, r.hits[0].score) if r.hits else Route(None))
+    return routes, (time.perf_counter() - t0) * 1000 / len(queries)
+
+
+def request(editor: Any, query: str, route: Route) -> list[Message]:
+    """The messages a system sends for ``query`` given its route."""
+    return editor.build_messages(user(query), route.edit) if route.edit is not None else user(query)
+
+
+def cloze_prefix(query: str) -> str:
+    """For the probability protocol: a cloze prompt ("The capital of France is") is continued
+    inside the reply, after the prompt itself; a question is answered from the reply's start."""
+    q = query.strip()
+    return "" if q.endswith("?") else q
+
+
+def build_memory(edits: Sequence[Edit], progress: bool = True) -> Any:
+    from bbedit.memory.memory import EditMemory
+
+    memory = EditMemory(None)
+    memory.add_many(list(edits), supersede=False, progress=progress)
+    return memory

@@ -1,0 +1,181 @@
+"""Metrics for editing benchmarks; each says whether higher is better and how it aggregates.
+
+Per-query scores are plain functions (tested on hand-computed examples);
+:data:`METRICS` describes every metric a report may carry, and :func:`aggregate`
+turns per-query scores into the reported number.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+# ----------------------------------------------------------------------------- text matching
+
+_WS = re.compile(r"\s+")
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def normalize(text: str) -> str:
+    """SQuAD-style answer normalisation: lower case, no accents, punctuation or articles."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower().translate(_PUNCT)
+    return _WS.sub(" ", _ARTICLES.sub(" ", text)).strip()
+
+
+def contains(answer: str, target: str) -> bool:
+    """``target`` occurs in ``answer`` as whole words, ignoring case, accents and punctuation."""
+    t = normalize(target)
+    return bool(t) and re.search(r"(?<!\w)" + re.escape(t) + r"(?!\w)", normalize(answer)) is not None
+
+
+def contains_any(answer: str, targets: Iterable[str]) -> bool:
+    return any(contains(answer, t) for t in targets)
+
+
+def exact_match(answer: str, targets: Iterable[str]) -> bool:
+    """The normalised answer equals a normalised target (its first line, up to the first full stop
+    that ends a sentence, so "Paris." and "Paris. It is..." both match "Paris")."""
+    first = answer.strip().split("\n", 1)[0]
+    first = re.split(r"(?<=[a-z0-9\)])\.\s", first, maxsplit=1)[0]
+    a = normalize(first)
+    return any(a == normalize(t) for t in targets if normalize(t))
+
+
+def edit_success(answer: str, new: Sequence[str], old: Sequence[str] = ()) -> bool:
+    """Generation-protocol success for an in-scope query: a new answer appears and no old one does."""
+    return contains_any(answer, new) and not contains_any(answer, [o for o in old if o])
+
+
+def unchanged(answer: str, reference: str) -> bool:
+    """Locality against the unedited system: the same answer, up to surrounding whitespace."""
+    return _WS.sub(" ", answer).strip() == _WS.sub(" ", reference).strip()
+
+
+# ----------------------------------------------------------------------------- fluency and style
+
+def ngram_entropy(text: str, ns: Sequence[int] = (2, 3), weights: Sequence[float] = (2 / 3, 4 / 3)) -> float:
+    """ROME's fluency measure: the weighted mean over n of the entropy (bits) of the text's
+    n-gram frequency distribution (whitespace words, lower case). Repetitive text scores low."""
+    words = text.lower().split()
+    values = []
+    for n, w in zip(ns, weights, strict=True):
+        grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+        total = sum(grams.values())
+        h = -sum(c / total * math.log2(c / total) for c in grams.values()) if total else 0.0
+        values.append(w * h)
+    return sum(values) / len(values)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def rouge1_f(hypothesis: str, reference: str) -> float:
+    """ROUGE-1 F1 between two texts: clipped unigram overlap of lower-cased words."""
+    h, r = Counter(_words(hypothesis)), Counter(_words(reference))
+    overlap = sum((h & r).values())
+    if not overlap:
+        return 0.0
+    p, rec = overlap / sum(h.values()), overlap / sum(r.values())
+    return 2 * p * rec / (p + rec)
+
+
+def mask(text: str, target: str | None, token: str = "mask") -> str:
+    """``text`` lower-cased with every occurrence of ``target`` replaced by ``token`` (PostEdit's masking)."""
+    text = text.lower()
+    return text.replace(target.lower(), token) if target else text
+
+
+def lexical_retention(edited: str, original: str, target_new: str | None, target_old: str | None,
+                      in_scope: bool) -> float:
+    """PostEdit's lexical retention: ROUGE-1 F1 of the edited answer against the original one,
+    with the new target masked in the edited and the old one in the original for in-scope queries,
+    so that making the edit itself costs nothing."""
+    if in_scope:
+        return rouge1_f(mask(edited, target_new), mask(original, target_old))
+    return rouge1_f(edited.lower(), original.lower())
+
+
+def lexical_edit_score(answer: str, target_new: str, target_old: str, in_scope: bool) -> float:
+    """PostEdit's lexical edit score of one answer: in scope, 1 when it holds the new target and
+    not the old, 0.5 with both, 0 without the new; out of scope the same with the roles swapped."""
+    has_new, has_old = target_new.lower().strip() in answer.lower(), target_old.lower().strip() in answer.lower()
+    want, unwanted = (has_new, has_old) if in_scope else (has_old, has_new)
+    return 0.0 if not want else 0.5 if unwanted else 1.0
+
+
+# ----------------------------------------------------------------------------- gate and aggregation
+
+def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    """Precision, recall and F1 from counts (0 where undefined)."""
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def hmean(values: Sequence[float]) -> float:
+    """Harmonic mean; 0 when any value is 0 (nan for no values)."""
+    if not values:
+        return float("nan")
+    return 0.0 if any(v <= 0 for v in values) else len(values) / sum(1 / v for v in values)
+
+
+def _pct(q: float) -> Callable[[Sequence[float]], float]:
+    def f(values: Sequence[float]) -> float:
+        if not values:
+            return float("nan")
+        s = sorted(values)
+        pos = (len(s) - 1) * q / 100
+        lo, hi = math.floor(pos), math.ceil(pos)
+        return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+    return f
+
+
+AGGREGATES: dict[str, Callable[[Sequence[float]], float]] = {
+    "mean": lambda v: sum(v) / len(v) if v else float("nan"),
+    "hmean": hmean,
+    "p50": _pct(50),
+    "p95": _pct(95),
+    "sum": lambda v: float(sum(v)),
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    aggregate: str  # a key of AGGREGATES
+    unit: str  # "rate" (0..1), "bits", "ms", "tokens", "f1"
+    description: str
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in [
+    Metric("reliability", True, "mean", "rate", "the edit's own prompt gives the new answer"),
+    Metric("generalization", True, "mean", "rate", "a paraphrase of the prompt gives the new answer"),
+    Metric("locality", True, "mean", "rate", "an out-of-scope query's answer is unchanged vs. the unedited system"),
+    Metric("locality_truth", True, "mean", "rate", "an out-of-scope query still gets its ground-truth answer"),
+    Metric("portability", True, "mean", "rate", "a question that follows from the edit gets the implied answer"),
+    Metric("multihop", True, "mean", "rate", "a multi-hop question over the edited facts gets the new answer"),
+    Metric("fluency", True, "mean", "bits", "weighted 2/3-gram entropy of the answers (ROME)"),
+    Metric("lexical_edit", True, "mean", "rate", "PostEdit lexical edit score (1 / 0.5 / 0 per answer)"),
+    Metric("lexical_retention", True, "mean", "f1", "PostEdit ROUGE-1 F1 vs. the original answer, targets masked"),
+    Metric("semantic_retention", True, "mean", "cosine", "PostEdit SBERT cosine vs. the original answer, targets masked"),
+    Metric("gate_precision", True, "mean", "rate", "routed queries that went to a right edit"),
+    Metric("gate_recall", True, "mean", "rate", "in-scope queries routed to a right edit"),
+    Metric("gate_f1", True, "mean", "f1", "harmonic mean of gate precision and recall"),
+    Metric("latency", False, "p50", "ms", "wall time of one answer, end to end"),
+    Metric("token_overhead", False, "mean", "tokens", "extra prompt tokens an edited query costs"),
+]}
+
+
+def aggregate(name: str, values: Sequence[float]) -> float:
+    """Aggregate per-query values of metric ``name`` the way the metric declares."""
+    return AGGREGATES[METRICS[name].aggregate](list(values))

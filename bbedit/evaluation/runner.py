@@ -1,0 +1,169 @@
+"""``bbedit eval eval/<suite>.yaml``: run a suite, write ``eval/results/<suite>/`` (results.json with
+its headline, report.md with tables, PNG plots) and refresh ``eval/README.md``.
+
+Model calls are cached per suite (``--cache-dir``, default ``eval/.cache``): run the same
+command again after an interruption and it resumes, answering finished calls from the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from bbedit.evaluation import metrics as M
+from bbedit.evaluation.harness import RunContext, SuiteConfig
+from bbedit.evaluation.report import DATA_ROOT, RESULTS_ROOT, md_table, write_results
+
+log = logging.getLogger(__name__)
+
+TASK_MODULES = {"editing": "bbedit.evaluation.editing", "sequential": "bbedit.evaluation.sequential",
+                "general": "bbedit.evaluation.general", "multihop": "bbedit.evaluation.multihop"}
+DEFAULT_CACHE = RESULTS_ROOT.parent / ".cache"
+
+SYSTEM_LABELS = {"none": "no editing", "bbedit": "bbedit (gate + editor)", "always": "always apply the top hit"}
+
+
+def protocol_table(results: Mapping[str, Mapping[str, float]], metrics: Sequence[str] | None = None) -> str:
+    """Rows: systems; columns: metrics (with ↑/↓ from their declaration)."""
+    cols = list(metrics or dict.fromkeys(k for r in results.values() for k in r))
+    heads = []
+    for c in cols:
+        base = c.removesuffix("_token_acc")
+        arrow = "" if base not in M.METRICS else (" ↑" if M.METRICS[base].higher_is_better else " ↓")
+        heads.append(c + arrow + (" (ms)" if c in ("latency", "routing_ms") else ""))
+    rows: list[list[Any]] = [[SYSTEM_LABELS.get(s, s), *(r.get(c, "–") for c in cols)] for s, r in results.items()]
+    return md_table(["system", *heads], rows)
+
+
+def bar_plot(path: Path, results: Mapping[str, Mapping[str, float]], metrics: Sequence[str], title: str) -> None:
+    """Grouped bars: one group per metric, one bar per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    systems = list(results)
+    x = np.arange(len(metrics))
+    w = 0.8 / max(len(systems), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(metrics)), 3.6))
+    for i, s in enumerate(systems):
+        vals = [results[s].get(m, float("nan")) for m in metrics]
+        ax.bar(x + i * w - 0.4 + w / 2, vals, w, label=SYSTEM_LABELS.get(s, s))
+    ax.set_xticks(x, metrics, rotation=20, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_suite(path: str | os.PathLike[str], *, n: int | None = None, workers: int | None = None,
+              data_root: str | os.PathLike[str] | None = None, results_root: str | os.PathLike[str] | None = None,
+              cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE, summary: bool = True,
+              report_only: bool = False) -> Path:
+    """Run the suite in ``path``; returns the results folder. ``n`` and ``workers`` override the file.
+    ``report_only`` re-renders report.md and the plots from the suite's existing results.json."""
+    cfg = SuiteConfig.load(path)
+    if n is not None:
+        cfg.n = n
+    if workers is not None:
+        cfg.workers = workers
+    cfg.check()
+    root = Path(results_root) if results_root is not None else RESULTS_ROOT
+    data = Path(data_root) if data_root is not None else Path(os.environ.get("BBEDIT_DATA") or DATA_ROOT)
+    ctx = RunContext(cfg, data_root=data, results_root=root, cache_dir=Path(cache_dir) if cache_dir else None)
+    task = import_module(TASK_MODULES[cfg.task])
+    folder = root / cfg.suite
+    try:
+        if report_only:
+            out, command = _previous(folder)
+        else:
+            out = task.run(ctx)
+            command = cfg.command() + (f" --n {n}" if n is not None else "")
+        if hasattr(task, "augment"):
+            task.augment(ctx, out)
+    finally:
+        ctx.close()
+    folder.mkdir(parents=True, exist_ok=True)
+    report = task.report(cfg, out, folder) if hasattr(task, "report") else editing_report(cfg, out, folder)
+    written = write_results(cfg.suite, out["headline"], {k: v for k, v in out.items() if k != "headline"},
+                            report, command, root=root)
+    if summary and root == RESULTS_ROOT:
+        from bbedit.evaluation.summary import main as refresh
+
+        refresh()
+    return written
+
+
+_META = ("suite", "command", "finished_at", "commit", "machine")
+
+
+def _previous(folder: Path) -> tuple[dict[str, Any], str]:
+    """A finished run's output and command, from its results.json."""
+    import json
+
+    from bbedit.errors import ConfigError
+
+    path = folder / "results.json"
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"--report-only needs a finished run: cannot read {path} ({e})") from e
+    return {k: v for k, v in d.items() if k not in _META}, str(d.get("command", ""))
+
+
+def editing_report(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) -> str:
+    h, res = out["headline"], out["results"]
+    gen_cols = [c for c in ("reliability", "generalization", "locality", "locality_truth", "portability",
+                            "multihop", "fluency") if any(c in r for r in res["generation"].values())]
+    post_cols = [c for c in ("lexical_edit", "lexical_retention", "semantic_retention")
+                 if any(c in r for r in res["generation"].values())]
+    cost_cols = [c for c in ("latency", "routing_ms", "token_overhead") if any(c in r for r in res["generation"].values())]
+    gate_cols = ["gate_precision", "gate_recall", "gate_f1", "gate_routed_out_of_scope"]
+    rate_cols = [c for c in gen_cols if c != "fluency"]
+    bar_plot(folder / "generation.png", res["generation"], rate_cols, f"{cfg.suite}: generation protocol")
+    parts = [f"# {cfg.suite}", "", cfg.description.strip(), "",
+             f"{h['n_cases']} cases, {h['n_queries']} queries, {h['n_edits_in_memory']} edits in memory; "
+             f"model calls made {h['model_calls']}, answered from the cache {h['model_calls_cached']}; "
+             f"wall time {h['wall_s']:.0f} s.", "",
+             "## Generation protocol (what users see)", "",
+             "The query as the only user message, chat template, greedy, natural stop. In scope: the answer "
+             "contains a new answer and no old one. Locality: the answer is identical to the unedited "
+             "system's; locality_truth: it still contains the ground truth.", "",
+             protocol_table(res["generation"], gen_cols), "", "![generation](generation.png)", ""]
+    if post_cols:
+        parts += ["### PostEdit's style measures (against the unedited system's answer)", "",
+                  protocol_table(res["generation"], post_cols), ""]
+    if "generation_locality_true_neighbours" in h:
+        parts += [f"{h['n_neighbours_in_scope_of_another_edit']} of the neighbourhood prompts name a subject that has "
+                  "an edit *of the same relation* among those in memory (CounterFact reuses subjects), so they are "
+                  "in scope of that edit and a changed answer is right there. On the true neighbours only, bbedit's "
+                  f"locality is {h['generation_locality_true_neighbours']:.3f}; counting routings of those prompts to "
+                  f"those edits as right, gate precision is {h['gate_precision_scope_aware']:.3f}.", ""]
+    parts += ["### Gate and cost", "", protocol_table({s: r for s, r in res["generation"].items() if s != "none"},
+                                                      gate_cols), "",
+              protocol_table(res["generation"], cost_cols), "",
+              "latency: p50 of one answer (model call as measured when first made, plus amortised routing); "
+              "token_overhead: mean extra prompt tokens of an edited query vs. the unedited request. "
+              "Fluency is the n-gram entropy of these short answers, so it mostly tracks answer length.", ""]
+    if res.get("probability"):
+        cols = list(dict.fromkeys(k for r in res["probability"].values() for k in r))
+        bar_plot(folder / "probability.png", res["probability"], cols, f"{cfg.suite}: probability protocol")
+        parts += ["## Probability protocol (teacher forcing; reported apart, never averaged with generation)", "",
+                  f"On the first {cfg.probability.get('n', 'all')} cases, with the same weights loaded in "
+                  "transformers. In scope: P(new answer) > P(old answer) on the messages the system sends; "
+                  "`*_token_acc`: share of target tokens that are the argmax under teacher forcing (the "
+                  "leaky metric most toolkits report). Locality: P(true answer) stays above P(new target).", "",
+                  protocol_table(res["probability"]), "", "![probability](probability.png)", ""]
+    if out["dataset"].get("skipped"):
+        parts += [f"Records skipped as malformed: {len(out['dataset']['skipped'])} "
+                  f"({'; '.join(out['dataset']['skipped'][:3])}).", ""]
+    parts += ["Every query with each system's answer is in results.json (`records`)."]
+    return "\n".join(parts)

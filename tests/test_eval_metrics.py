@@ -1,0 +1,115 @@
+"""Every evaluation metric on small examples whose values were computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bbedit.evaluation import metrics as M
+
+
+def test_contains_whole_words_case_accents_punctuation() -> None:
+    assert M.contains("The answer is New York City.", "new york")
+    assert not M.contains("It was Newark.", "New")
+    assert M.contains("Born in Zürich, Switzerland", "Zurich")
+    assert M.contains("It's the U.S.", "US")  # punctuation is dropped on both sides
+    assert not M.contains("anything", "")
+    assert M.contains_any("piano and guitar", ["violin", "guitar"])
+
+
+def test_exact_match_first_sentence_normalised() -> None:
+    assert M.exact_match("Paris. It is the capital.", ["paris"])
+    assert M.exact_match("The Paris", ["Paris"])  # articles dropped
+    assert not M.exact_match("Paris is nice", ["Paris"])
+    assert M.exact_match("3.5", ["3.5"])  # a decimal point is not a sentence end
+
+
+def test_edit_success_and_unchanged() -> None:
+    assert M.edit_success("English", ["English"], ["French"])
+    assert not M.edit_success("English or French", ["English"], ["French"])
+    assert not M.edit_success("Spanish", ["English"], ["French"])
+    assert M.edit_success("AUS it is", ["Australia", "AUS"])
+    assert M.unchanged(" a  b\n", "a b") and not M.unchanged("a b", "a c")
+
+
+def test_ngram_entropy_by_hand() -> None:
+    # bigrams of "a b a b": (a,b) x2, (b,a) x1 -> H = 0.918296; trigrams (a,b,a), (b,a,b) -> H = 1
+    h2 = -(2 / 3 * math.log2(2 / 3) + 1 / 3 * math.log2(1 / 3))
+    assert M.ngram_entropy("a b a b") == pytest.approx((2 / 3 * h2 + 4 / 3 * 1.0) / 2)
+    assert M.ngram_entropy("x") == 0.0
+    assert M.ngram_entropy("the the the the the") == 0.0
+    assert M.ngram_entropy("one two three four five") > M.ngram_entropy("one two one two one")
+
+
+def test_rouge1_by_hand() -> None:
+    assert M.rouge1_f("the cat sat", "the cat ran away") == pytest.approx(4 / 7)  # P=2/3, R=2/4
+    assert M.rouge1_f("a a b", "a b b") == pytest.approx(2 / 3)  # clipped overlap 2 of 3 each
+    assert M.rouge1_f("", "x") == 0.0
+
+
+def test_postedit_masking_and_scores() -> None:
+    assert M.mask("She speaks ENGLISH.", "English") == "she speaks mask."
+    # in scope, the edit itself is masked away: same style scores 1
+    assert M.lexical_retention("She speaks English fluently", "She speaks French fluently", "English", "French",
+                               True) == pytest.approx(1.0)
+    assert M.lexical_retention("She speaks English fluently", "She speaks French fluently", "English", "French",
+                               False) == pytest.approx(0.75)  # unmasked: 3 of 4 words shared
+    assert M.lexical_edit_score("English", "English", "French", True) == 1.0
+    assert M.lexical_edit_score("English and French", "English", "French", True) == 0.5
+    assert M.lexical_edit_score("Spanish", "English", "French", True) == 0.0
+    assert M.lexical_edit_score("French", "English", "French", False) == 1.0
+    assert M.lexical_edit_score("French, not English", "English", "French", False) == 0.5
+    assert M.lexical_edit_score("German", "English", "French", False) == 0.0
+
+
+def test_prf_hmean_percentiles() -> None:
+    p, r, f = M.prf(3, 1, 2)
+    assert (p, r) == (0.75, 0.6) and f == pytest.approx(2 / 3)
+    assert M.prf(0, 0, 0) == (0.0, 0.0, 0.0)
+    assert M.hmean([0.5, 1.0]) == pytest.approx(2 / 3)
+    assert M.hmean([0.0, 1.0]) == 0.0 and math.isnan(M.hmean([]))
+    assert M.AGGREGATES["p50"]([1, 2, 3, 4]) == 2.5
+    assert M.AGGREGATES["p95"](list(range(101))) == pytest.approx(95)
+    assert M.aggregate("latency", [10, 30, 20]) == 20  # latency aggregates as p50
+    assert M.aggregate("reliability", [1, 0, 1, 1]) == 0.75
+
+
+def test_every_metric_declares_direction_and_aggregation() -> None:
+    for m in M.METRICS.values():
+        assert m.aggregate in M.AGGREGATES and m.description
+    assert not M.METRICS["latency"].higher_is_better and not M.METRICS["token_overhead"].higher_is_better
+    assert M.METRICS["locality"].higher_is_better
+
+
+def test_gate_counts_by_hand() -> None:
+    from bbedit.evaluation.cases import Case, Probe
+    from bbedit.evaluation.editing import Item, gate_counts
+    from bbedit.evaluation.harness import Route
+    from bbedit.types import Edit
+
+    a = Edit(subject="A", prompt="A is in", target_new="X", id="a")
+    b = Edit(subject="B", prompt="B is in", target_new="Y", id="b")
+    case = Case("a", (a,), ())
+    items = [Item(case, Probe("A is in", "reliability")), Item(case, Probe("A lies in", "generalization")),
+             Item(case, Probe("Where is A?", "generalization")), Item(case, Probe("C is in", "locality"))]
+    routes = [Route(a), Route(b), Route(None), Route(b)]  # 1 right, 1 wrong edit, 1 missed, 1 false alarm
+    g = gate_counts(items, routes)
+    assert g["gate_precision"] == pytest.approx(1 / 3) and g["gate_recall"] == pytest.approx(1 / 3)
+    assert g["gate_f1"] == pytest.approx(1 / 3) and g["gate_routed_out_of_scope"] == 1.0
+
+
+def test_semantic_retention_masks_targets(embedder) -> None:  # type: ignore[no-untyped-def]
+    from bbedit.evaluation.cases import Case, Probe
+    from bbedit.evaluation.editing import Item, semantic_retention
+    from bbedit.types import Completion, Edit
+
+    e = Edit(subject="Danielle Darrieux", prompt="The mother tongue of Danielle Darrieux is", target_new="English",
+             target_old="French", id="e")
+    case = Case("e", (e,), ())
+    items = [Item(case, Probe("q", "reliability")), Item(case, Probe("q2", "locality"))]
+    edited = [Completion("Her mother tongue is English."), Completion("He speaks Italian.")]
+    original = [Completion("Her mother tongue is French."), Completion("The weather is cold today.")]
+    same, other = semantic_retention(items, edited, original)
+    assert same == pytest.approx(1.0, abs=1e-4)  # only the masked targets differed
+    assert other < 0.5
