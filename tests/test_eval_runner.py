@@ -87,7 +87,8 @@ def test_editing_suite_runs_and_resumes_from_cache(tmp_path: Path, llama_server:
              "locality_prompt": "The capital of Germany is", "locality_ground_truth": "Berlin"}]
     write(tmp_path / "data" / "cf.json", recs)
     p = suite_file(tmp_path, suite="tiny", dataset={"path": "cf.json"}, backend=_server_backend(llama_server),
-                   generation={"max_tokens": 24}, workers=2, description="tiny")
+                   generation={"max_tokens": 24}, workers=2, description="tiny",
+                   protocols=["generation", "probability"], probability={"n": 1, "threads": 2})
     kw = {"data_root": tmp_path / "data", "results_root": tmp_path / "res", "cache_dir": tmp_path / "cache"}
     out = run_suite(p, **kw)
     first = json.loads((out / "results.json").read_text())
@@ -98,6 +99,10 @@ def test_editing_suite_runs_and_resumes_from_cache(tmp_path: Path, llama_server:
         assert 0 <= h[k] <= (1 if k != "wall_s" else 1e6), k
     assert h["baseline_none_generation_locality"] == 1.0  # the unedited system is its own reference
     assert h["gate_recall"] == 1.0  # both prompts name their subject; two edits in memory
+    # teacher forcing ran on the first case only, for both systems, and is reported under its own keys
+    assert {"probability_reliability", "probability_generalization", "baseline_none_probability_reliability",
+            "probability_reliability_token_acc"} <= set(h)
+    assert set(first["results"]["probability"]["bbedit"]) >= {"reliability", "locality"}
     assert (out / "report.md").read_text().startswith("# tiny") and (out / "generation.png").stat().st_size > 0
     assert len(first["records"]) == 6 and first["records"][0]["bbedit_edit"] == "cf-0"
     again = json.loads((run_suite(p, **kw) / "results.json").read_text())["headline"]

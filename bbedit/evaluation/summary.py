@@ -11,7 +11,7 @@ from bbedit.evaluation.report import RESULTS_ROOT
 # the few numbers per suite that go in the top table (all keys are listed further down)
 HEADLINE_KEYS: dict[str, list[str]] = {
     "counterfact": ["generation_reliability", "generation_generalization", "generation_locality",
-                    "probability_reliability", "probability_generalization", "gate_precision", "gate_recall"],
+                    "generation_locality_true_neighbours", "probability_reliability", "probability_generalization", "gate_precision", "gate_recall"],
     "zsre": ["generation_reliability", "generation_generalization", "generation_locality", "generation_portability",
              "probability_reliability", "gate_precision", "gate_recall"],
     "postedit-counterfact": ["generation_reliability", "generation_generalization", "generation_locality",
