@@ -211,3 +211,24 @@ def test_probe_validation() -> None:
         Probe("q?", "efficacy")
     with pytest.raises(InvalidEdit, match="non-empty"):
         Probe("  ", "locality")
+
+
+@pytest.mark.data
+def test_real_benchmark_files(shared_data: Path) -> None:
+    """Every benchmark file in ../shared/data loads, with the counts its README states."""
+    from collections import Counter
+
+    expect = {"counterfact/counterfact-edit.json": (10000, {"reliability": 10000, "generalization": 10000,
+                                                            "locality": 10000}),
+              "zsre/zsre_mend_eval_portability_gpt4.json": (1037, {"portability": 1037}),
+              "knowedit/ZsRE-test-all.json": (1301, {"reliability": 1301}),
+              "mquake/MQuAKE-hard.json": (429, {"multihop": 1287}),
+              "postedit/counterfact/query_data.json": (None, {"reliability": 500, "generalization": 500,
+                                                              "locality": 500})}
+    for rel, (n_cases, kinds) in expect.items():
+        d = load_dataset(shared_data / rel, on_error="skip")
+        counts = Counter(p.kind for c in d.cases for p in c.probes)
+        assert n_cases is None or len(d.cases) == n_cases, rel
+        assert all(counts[k] == v for k, v in kinds.items()), (rel, counts)
+    z = load_dataset(shared_data / "postedit/zsre/query_data.json", on_error="skip")
+    assert sum(len(c.probes) for c in z.cases) == 1500 and len(z.extra_edits) > 10000

@@ -5,7 +5,8 @@ Edits are added in file order to one memory (as a user would over time); at each
 
 - in scope: the prompt and paraphrase of the first ``options.probe_edits`` edits; a probe counts
   as in scope only once its edit is in memory (before that it must pass through untouched);
-- out of scope: ``options.outside`` locality prompts from cases whose edits never enter memory.
+- out of scope: ``options.outside`` locality prompts from cases whose edits never enter memory
+  (from ``options.outside_path``, else the file's last cases, which are then never added).
 
 Measured per size: the gate's routing (precision/recall/F1, no model call), generation-protocol
 reliability and generalization of the probes in memory, locality (answer unchanged vs. the
@@ -37,9 +38,12 @@ def run(ctx: RunContext) -> dict[str, Any]:
     n_probe, n_out, n_sample = int(opts.get("probe_edits", 50)), int(opts.get("outside", 300)), int(opts.get("sample", 500))
     data = load_dataset(ctx.data_path(cfg.dataset["path"]), cfg.dataset.get("format", "auto"))
     cases = data.cases
-    if len(cases) < sizes[-1] + n_out:
-        sizes = [s for s in sizes if s + n_out <= len(cases)]
-    outside_cases = cases[-n_out:]  # never added
+    if opts.get("outside_path"):  # out-of-scope probes from another file: the whole file can enter memory
+        outside_cases = load_dataset(ctx.data_path(opts["outside_path"]), n=n_out).cases
+    else:  # the file's last cases, never added
+        outside_cases = cases[-n_out:]
+        cases = cases[:-n_out]
+    sizes = [s for s in sizes if s <= len(cases)]
     probes = [(c, p) for c in cases[:n_probe] for p in c.probes if p.kind in ("reliability", "generalization")]
     probes += [(c, p) for c in outside_cases for p in c.of_kind("locality")]
     queries = [p.text for _, p in probes]
