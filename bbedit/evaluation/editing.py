@@ -240,11 +240,35 @@ def run(ctx: RunContext) -> dict[str, Any]:
                         "n_extra_edits": len(data.extra_edits)}}
 
 
+def _same_subject(ctx: RunContext, out: dict[str, Any]) -> None:
+    """Some files hold several edits of one subject, often conflicting edits of one relation (zsRE:
+    "What architect designed X?" -> A, "Who is the architect of X?" -> B). Routing a probe to the
+    other one is then not a gate error. Adds the share of in-scope probes routed to an edit of their
+    case's subject (own edit or another), and how many cases share their subject with another case."""
+    from bbedit.memory.subjects import name_key
+
+    data, edits = load(ctx)
+    subject = {c.id: name_key(c.edits[0].subject) for c in data.cases}
+    ids = {e.id: name_key(e.subject) for e in edits}
+    by_subject: dict[tuple[str, ...], int] = defaultdict(int)
+    for key in ids.values():
+        by_subject[key] += 1
+    h = out["headline"]
+    h["n_cases_sharing_subject"] = sum(1 for c in data.cases if by_subject[subject[c.id]] > 1)
+    in_scope = [r for r in out["records"] if r["kind"] != "locality" and r["case"] in subject]
+    for s in out["systems"]:
+        if s == "none" or not in_scope:
+            continue
+        same = sum(1 for r in in_scope if r.get(f"{s}_edit") and ids.get(r[f"{s}_edit"]) == subject[r["case"]])
+        h[("" if s == "bbedit" else f"baseline_{s}_") + "gate_routed_to_same_subject"] = same / len(in_scope)
+
+
 def augment(ctx: RunContext, out: dict[str, Any]) -> None:
     """CounterFact reuses subjects: a neighbourhood prompt may name a subject that has an edit *of the
     same relation* in memory, and is then in scope of that edit (changing its answer is right).
     For CounterFact-format data this adds, from the records, locality on the true neighbours only and
     a gate precision that counts routing such a prompt to such an edit as right."""
+    _same_subject(ctx, out)
     if out.get("dataset", {}).get("format") != "counterfact" or ctx.cfg.memory != "file":
         return
     from bbedit.memory import formats

@@ -147,6 +147,11 @@ def editing_report(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) -> st
                   "in scope of that edit and a changed answer is right there. On the true neighbours only, bbedit's "
                   f"locality is {h['generation_locality_true_neighbours']:.3f}; counting routings of those prompts to "
                   f"those edits as right, gate precision is {h['gate_precision_scope_aware']:.3f}.", ""]
+    if h.get("n_cases_sharing_subject"):
+        parts += [f"{h['n_cases_sharing_subject']} of the {h['n_cases']} cases edit a subject that another edit in "
+                  "memory also edits (often the same relation with a conflicting target). Routing a probe to that "
+                  "other edit counts as a gate error above; in-scope probes routed to an edit of their own subject: "
+                  f"{h.get('gate_routed_to_same_subject', 0):.3f} (gate_recall counts only their own edit).", ""]
     parts += ["### Gate and cost", "", protocol_table({s: r for s, r in res["generation"].items() if s != "none"},
                                                       gate_cols), "",
               protocol_table(res["generation"], cost_cols), "",
