@@ -53,6 +53,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     rows: list[dict[str, float]] = []
     added = 0
     base_answers = pmap(lambda q: model.complete(user(q)), queries, cfg.workers, f"{cfg.suite}: unedited")
+    scope = _shared_scope(ctx, cases, outside_cases)
     for size in sizes:
         batch = [c.edits[0] for c in cases[added:size]]
         ta = time.perf_counter()
@@ -64,18 +65,24 @@ def run(ctx: RunContext) -> dict[str, Any]:
         routes, route_ms = route_all("bbedit", queries, memory, gate)
         reqs = [request(editor, q, r) for q, r in zip(queries, routes, strict=True)]
         answers = pmap(model.complete, reqs, cfg.workers, f"{cfg.suite}: {size} edits")
-        res: dict[str, list[float]] = {"reliability": [], "generalization": [], "locality": []}
-        tp = fp = pos = 0
+        res: dict[str, list[float]] = {"reliability": [], "generalization": [], "locality": [],
+                                       "locality_true_neighbours": []}
+        other = scope(size) if scope else {}
+        tp = fp = pos = fp_aware = 0
         for (c, p), rt, a, b in zip(probes, routes, answers, base_answers, strict=True):
             in_scope = c.id in in_mem and p.kind != "locality"
             right = rt.edit is not None and rt.edit.id == c.edits[0].id
             pos += in_scope
             tp += in_scope and right
-            fp += rt.edit is not None and not (in_scope and right)
+            wrong = rt.edit is not None and not (in_scope and right)
+            fp += wrong
+            fp_aware += wrong and not (p.kind == "locality" and rt.edit is not None and rt.edit.id in other.get(p.text, ()))
             if in_scope:
                 res[p.kind].append(float(M.edit_success(a.text, p.answers, p.old_answers)))
             else:  # out of scope at this size (incl. probe edits not yet added): must pass through
                 res["locality"].append(float(M.unchanged(a.text, b.text)))
+                if p.text not in other:
+                    res["locality_true_neighbours"].append(float(M.unchanged(a.text, b.text)))
         prec, rec, f1 = M.prf(tp, fp, pos - tp)
         # gate recall over a sample of everything in memory (no model call)
         sample = rng.sample(cases[:size], min(n_sample, size))
@@ -83,7 +90,10 @@ def run(ctx: RunContext) -> dict[str, Any]:
         sroutes, _ = route_all("bbedit", [q for _, q in sq], memory, gate)
         srec = sum(1 for (c, _), r in zip(sq, sroutes, strict=True) if r.edit is not None and r.edit.id == c.edits[0].id)
         rows.append({"size": size, "reliability": _mean(res["reliability"]), "generalization": _mean(res["generalization"]),
-                     "locality": _mean(res["locality"]), "gate_precision": prec, "gate_recall": rec, "gate_f1": f1,
+                     "locality": _mean(res["locality"]), "gate_precision": prec,
+                     "locality_true_neighbours": _mean(res["locality_true_neighbours"]),
+                     "gate_precision_scope_aware": tp / (tp + fp_aware) if tp + fp_aware else 0.0,
+                     "n_neighbours_in_scope_of_an_edit": sum(1 for _, p in probes if p.text in other), "gate_recall": rec, "gate_f1": f1,
                      "gate_recall_sample": srec / max(len(sq), 1), "routing_ms": route_ms,
                      "add_edits_per_s": len(batch) / add_s if add_s > 0 else float("nan"),
                      "n_in_scope_probes": pos, "n_out_of_scope_probes": len(probes) - pos})
@@ -93,12 +103,43 @@ def run(ctx: RunContext) -> dict[str, Any]:
                                         "max_edits": last["size"], "wall_s": round(wall, 1),
                                         "model_calls": model.calls, "model_calls_cached": model.hits}
     for r in rows:
-        for k in ("reliability", "generalization", "locality", "gate_precision", "gate_recall", "gate_recall_sample"):
+        for k in ("reliability", "generalization", "locality", "locality_true_neighbours", "gate_precision",
+                  "gate_precision_scope_aware", "gate_recall", "gate_recall_sample"):
             if r[k] == r[k]:  # not nan
                 headline[f"{k}_at_{r['size']}"] = r[k]
     headline["reliability_drop_first_to_last"] = first["reliability"] - last["reliability"]
     headline["locality_drop_first_to_last"] = first["locality"] - last["locality"]
     return {"headline": headline, "rows": rows, "sizes": sizes}
+
+
+def _shared_scope(ctx: RunContext, cases: list[Any], outside: list[Any]) -> Any:
+    """For flattened CounterFact files: a function ``size -> {probe text: ids of edits in memory it is in
+    scope of}``. A neighbourhood prompt naming a subject that has an edit of the same relation in memory is
+    in scope of that edit (CounterFact reuses subjects across cases and files), so routing it there is right."""
+    from bbedit.memory import formats
+    from bbedit.scope.train import labelled_queries
+
+    opts = ctx.cfg.options
+    raw = [r for _, _, r in formats.records(ctx.data_path(ctx.cfg.dataset["path"]))]
+    out_raw = ([r for _, _, r in formats.records(ctx.data_path(opts["outside_path"]))][:len(outside)]
+               if opts.get("outside_path") else raw[-len(outside):])
+    if not raw or not all(isinstance(r, dict) and "locality_prompt" in r for r in (raw[0], out_raw[0])):
+        return None
+    ids = [c.edits[0].id for c in cases]
+    texts = {p.text for c in outside for p in c.of_kind("locality")}
+
+    def at(size: int) -> dict[str, set[str]]:
+        labels = labelled_queries(raw[:size] + out_raw, ids[:size] + [f"outside-{i}" for i in range(len(out_raw))],
+                                  synthetic=0.0)
+        found: dict[str, set[str]] = {}
+        for q in labels:
+            if q.kind == "locality" and q.text in texts:
+                mine = {e for e in q.edit_ids if not e.startswith("outside-")}
+                if mine:
+                    found.setdefault(q.text, set()).update(mine)
+        return found
+
+    return at
 
 
 def _mean(v: list[float]) -> float:
@@ -114,7 +155,8 @@ def report(cfg: Any, out: dict[str, Any], folder: Path) -> str:
     rows, h = out["rows"], out["headline"]
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for k, style in (("reliability", "o-"), ("generalization", "s-"), ("locality", "^-"),
-                     ("gate_precision", "x--"), ("gate_recall_sample", "d--")):
+                     ("locality_true_neighbours", "v-"), ("gate_precision_scope_aware", "x--"),
+                     ("gate_recall_sample", "d--")):
         ax.plot([r["size"] for r in rows], [r[k] for r in rows], style, label=k)
     ax.set_xscale("log")
     ax.set_xlabel("edits in memory")
@@ -125,8 +167,8 @@ def report(cfg: Any, out: dict[str, Any], folder: Path) -> str:
     fig.tight_layout()
     fig.savefig(folder / "curve.png", dpi=110)
     plt.close(fig)
-    cols = ["size", "reliability", "generalization", "locality", "gate_precision", "gate_recall", "gate_f1",
-            "gate_recall_sample", "routing_ms", "add_edits_per_s"]
+    cols = ["size", "reliability", "generalization", "locality", "locality_true_neighbours", "gate_precision",
+            "gate_precision_scope_aware", "gate_recall", "gate_recall_sample", "routing_ms", "add_edits_per_s"]
     return "\n".join([
         f"# {cfg.suite}", "", cfg.description.strip(), "",
         f"{h['n_probes']} fixed probes; memory grown to {h['max_edits']} edits; wall time {h['wall_s']:.0f} s; "
@@ -135,6 +177,9 @@ def report(cfg: Any, out: dict[str, Any], folder: Path) -> str:
         "![curve](curve.png)", "",
         "reliability/generalization: probes whose edit is in memory at that size; locality: probes that must pass "
         "through (out-of-scope queries, and probe edits not yet added), answer unchanged vs. the unedited model. "
+        "locality_true_neighbours and gate_precision_scope_aware leave out / count as right the neighbourhood "
+        "prompts that name a subject with an edit of the same relation in memory (n_neighbours_in_scope_of_an_edit "
+        "in results.json): those are in scope of that edit. "
         "gate_recall_sample: routing of a random sample of all edits in memory (prompt + paraphrase), no model call. "
         "routing_ms: amortised batched retrieval + gate per query.",
     ])
