@@ -21,6 +21,11 @@ HEADLINE_KEYS: dict[str, list[str]] = {
     "mquake-hard": ["multihop_accuracy_chain", "multihop_accuracy_bbedit", "baseline_none_multihop_accuracy",
                     "full_chain_retrieved"],
     "scope-counterfact": ["precision", "recall"],
+    "sequential": ["reliability_at_10", "reliability_at_10000", "generalization_at_10000",
+                   "locality_true_neighbours_at_10000", "gate_precision_scope_aware_at_10000",
+                   "gate_recall_sample_at_10000"],
+    "general": ["mmlu_delta", "sst2_delta", "boolq_delta", "nq_delta", "gsm8k_delta", "baseline_always_mmlu_delta",
+                "baseline_always_sst2_delta"],
 }
 
 
