@@ -22,11 +22,14 @@ from bbedit.evaluation.harness import (
     RunContext,
     build_memory,
     cloze_prefix,
+    flat_counterfact,
     make_editor,
+    neighbours_in_scope,
     request,
     route_all,
+    system_prefix,
 )
-from bbedit.types import Completion, Message
+from bbedit.types import Completion, Edit, Message
 
 log = logging.getLogger(__name__)
 
@@ -39,37 +42,35 @@ class Item:
     probe: Probe
 
 
-def load(ctx: RunContext) -> tuple[Dataset, list[Any]]:
+def load(ctx: RunContext) -> tuple[Dataset, list[Edit]]:
     """The suite's cases (its first n) and the edits that go in memory (the whole file's, for
     ``memory: file``)."""
     d = ctx.cfg.dataset
     edits_path = ctx.data_path(d["edits"]) if d.get("edits") else None
     data = load_dataset(ctx.data_path(d["path"]), d.get("format", "auto"), edits_path=edits_path,
                         on_error=d.get("on_error", "raise"))
-    edits = data.edits() if ctx.cfg.memory == "file" else None
-    data.cases = data.cases[:ctx.cfg.n] if ctx.cfg.n else data.cases
-    return data, edits if edits is not None else data.edits()
+    whole_file = data.edits()
+    if ctx.cfg.n:
+        data.cases = data.cases[:ctx.cfg.n]
+    return data, whole_file if ctx.cfg.memory == "file" else data.edits()
 
 
 def answer_all(ctx: RunContext, items: Sequence[Item], memory: Any, gate: Any, editor: Any,
-               systems: Sequence[str]) -> tuple[dict[str, list[Route]], dict[str, list[Completion]], dict[str, float]]:
-    """Route and answer every item for every system (generation protocol). Requests shared by
-    systems (an out-of-scope query passed through is the unedited request) are sent once."""
+               systems: Sequence[str]) -> tuple[dict[str, list[Route]], dict[str, list[list[Message]]],
+                                                 dict[str, list[Completion]], dict[str, float]]:
+    """Route, build the request of, and answer every item for every system (generation protocol).
+    Requests shared by systems (an out-of-scope query passed through is the unedited request) are
+    sent once."""
     queries = [it.probe.text for it in items]
-    routes, route_ms = {}, {}
+    routes, route_ms, requests = {}, {}, {}
     for s in systems:
         routes[s], route_ms[s] = route_all(s, queries, memory, gate)
-    model = ctx.model()
-    jobs: dict[str, list[Message]] = {}
-    for s in systems:
-        for q, r in zip(queries, routes[s], strict=True):
-            msgs = request(editor, q, r)
-            jobs.setdefault(str(msgs), msgs)
-    done = dict(zip(jobs, pmap(model.complete, list(jobs.values()), ctx.cfg.workers,
+        requests[s] = [request(editor, q, r) for q, r in zip(queries, routes[s], strict=True)]
+    jobs = {str(m): m for s in systems for m in requests[s]}
+    done = dict(zip(jobs, pmap(ctx.model().complete, list(jobs.values()), ctx.cfg.workers,
                                f"{ctx.cfg.suite}: {len(jobs)} requests"), strict=True))
-    answers = {s: [done[str(request(editor, q, r))] for q, r in zip(queries, routes[s], strict=True)]
-               for s in systems}
-    return routes, answers, route_ms
+    answers = {s: [done[str(m)] for m in requests[s]] for s in systems}
+    return routes, requests, answers, route_ms
 
 
 def _edit_id(route: Route) -> str | None:
@@ -134,7 +135,7 @@ def gate_counts(items: Sequence[Item], routes: Sequence[Route]) -> dict[str, flo
             / max(sum(1 for it in items if not it.probe.in_scope), 1)}
 
 
-def score_probability(ctx: RunContext, items: Sequence[Item], routes: Sequence[Route], editor: Any
+def score_probability(ctx: RunContext, items: Sequence[Item], requests: Sequence[list[Message]]
                       ) -> dict[str, list[float]]:
     """Teacher-forced scores on the messages the system sends. In scope: success when the new
     answer is more likely than the old one (CounterFact's efficacy/paraphrase score), plus the
@@ -142,9 +143,8 @@ def score_probability(ctx: RunContext, items: Sequence[Item], routes: Sequence[R
     more likely than the edit's new target."""
     scorer = ctx.scorer()
     jobs: list[tuple[Item, list[Any], list[str], str]] = []
-    for it, r in zip(items, routes, strict=True):
+    for it, msgs in zip(items, requests, strict=True):
         p, edit = it.probe, it.case.edits[0]
-        msgs = request(editor, p.text, r)
         if p.kind == "locality":
             conts = [p.answers[0], edit.target_new] if p.answers else []
         else:
@@ -182,7 +182,7 @@ def headline_key(system: str, protocol: str, metric: str) -> str:
     gate and cost figures carry no protocol (``gate_recall``, ``token_overhead_mean``)."""
     name = RENAME.get(metric, metric)
     key = name if metric.startswith("gate_") or metric in ("token_overhead", "routing_ms") else f"{protocol}_{name}"
-    return key if system == "bbedit" else f"baseline_{system}_{key}"
+    return system_prefix(system) + key
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
@@ -197,7 +197,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     gate = load_gate(memory)
     editor = make_editor(cfg)
     systems = list(dict.fromkeys(["none", *cfg.systems]))  # the unedited answers are the locality reference
-    routes, answers, route_ms = answer_all(ctx, items, memory, gate, editor, systems)
+    routes, requests, answers, route_ms = answer_all(ctx, items, memory, gate, editor, systems)
     base = answers["none"]
     results: dict[str, dict[str, dict[str, float]]] = {"generation": {}, "probability": {}}
     for s in systems:
@@ -219,7 +219,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         keep = {c.id for c in data.cases[:n_prob]}
         sub = [i for i, it in enumerate(items) if it.case.id in keep]
         for s in systems:
-            per = score_probability(ctx, [items[i] for i in sub], [routes[s][i] for i in sub], editor)
+            per = score_probability(ctx, [items[i] for i in sub], [requests[s][i] for i in sub])
             results["probability"][s] = summarise(per)
     wall = time.perf_counter() - t0
     headline: dict[str, float | int] = {"n_cases": len(data.cases), "n_queries": len(items), "wall_s": round(wall, 1),
@@ -235,19 +235,20 @@ def run(ctx: RunContext) -> dict[str, Any]:
                 **{f"{s}": answers[s][i].text for s in systems},
                 **{f"{s}_edit": _edit_id(routes[s][i]) for s in systems if s != "none"}}
                for i, it in enumerate(items)]
-    return {"headline": headline, "results": results, "records": records, "systems": systems,
-            "dataset": {"name": data.name, "format": data.format, "skipped": data.skipped,
-                        "n_extra_edits": len(data.extra_edits)}}
+    out = {"headline": headline, "results": results, "records": records, "systems": systems,
+           "dataset": {"name": data.name, "format": data.format, "skipped": data.skipped,
+                       "n_extra_edits": len(data.extra_edits)}}
+    _augment(ctx, out, data, edits)
+    return out
 
 
-def _same_subject(ctx: RunContext, out: dict[str, Any]) -> None:
+def _same_subject(out: dict[str, Any], data: Dataset, edits: Sequence[Edit]) -> None:
     """Some files hold several edits of one subject, often conflicting edits of one relation (zsRE:
     "What architect designed X?" -> A, "Who is the architect of X?" -> B). Routing a probe to the
     other one is then not a gate error. Adds the share of in-scope probes routed to an edit of their
     case's subject (own edit or another), and how many cases share their subject with another case."""
     from bbedit.memory.subjects import name_key
 
-    data, edits = load(ctx)
     subject = {c.id: name_key(c.edits[0].subject) for c in data.cases}
     ids = {e.id: name_key(e.subject) for e in edits}
     by_subject: dict[tuple[str, ...], int] = defaultdict(int)
@@ -260,33 +261,29 @@ def _same_subject(ctx: RunContext, out: dict[str, Any]) -> None:
         if s == "none" or not in_scope:
             continue
         same = sum(1 for r in in_scope if r.get(f"{s}_edit") and ids.get(r[f"{s}_edit"]) == subject[r["case"]])
-        h[("" if s == "bbedit" else f"baseline_{s}_") + "gate_routed_to_same_subject"] = same / len(in_scope)
+        h[system_prefix(s) + "gate_routed_to_same_subject"] = same / len(in_scope)
 
 
-def augment(ctx: RunContext, out: dict[str, Any]) -> None:
-    """CounterFact reuses subjects: a neighbourhood prompt may name a subject that has an edit *of the
-    same relation* in memory, and is then in scope of that edit (changing its answer is right).
-    For CounterFact-format data this adds, from the records, locality on the true neighbours only and
-    a gate precision that counts routing such a prompt to such an edit as right."""
-    _same_subject(ctx, out)
+def _shared_neighbours(ctx: RunContext, out: dict[str, Any]) -> None:
+    """For flattened CounterFact data with the whole file in memory: locality on the true neighbours
+    only, and a gate precision that counts routing a neighbour to an edit it is in scope of
+    (:func:`~bbedit.evaluation.harness.neighbours_in_scope`) as right."""
     if out.get("dataset", {}).get("format") != "counterfact" or ctx.cfg.memory != "file":
         return
-    from bbedit.memory import formats
-    from bbedit.scope.train import labelled_queries
-
-    raw = [r for _, _, r in formats.records(ctx.data_path(ctx.cfg.dataset["path"]))]
-    if not raw or not isinstance(raw[0], dict) or "locality_prompt" not in raw[0]:
+    raw = flat_counterfact(ctx.data_path(ctx.cfg.dataset["path"]))
+    if raw is None:
         return  # ROME's original form: neighbourhood lists, no shared-subject labelling here
+    from bbedit.memory import formats
+
     ids = [formats.edit_from_record(r, "counterfact", i).id for i, r in enumerate(raw)]
-    other = {q.text: set(q.edit_ids) for q in labelled_queries(raw, ids, synthetic=0.0)
-             if q.kind == "locality" and q.in_scope}
     loc = [r for r in out["records"] if r["kind"] == "locality"]
+    other = neighbours_in_scope(raw, ids, {r["query"] for r in loc})
     true_nb = [r for r in loc if r["query"] not in other]
     h = out["headline"]
     for s in out["systems"]:
         if s == "none" or not true_nb:
             continue
-        key = "" if s == "bbedit" else f"baseline_{s}_"
+        key = system_prefix(s)
         h[f"{key}generation_locality_true_neighbours"] = sum(M.unchanged(r[s], r["none"]) for r in true_nb) / len(true_nb)
         routed = [r for r in out["records"] if r.get(f"{s}_edit")]
         right = [r for r in routed if (r["kind"] != "locality" and r[f"{s}_edit"] == r["case"])
@@ -295,3 +292,16 @@ def augment(ctx: RunContext, out: dict[str, Any]) -> None:
     h["n_neighbours_in_scope_of_another_edit"] = len(loc) - len(true_nb)
     for r in loc:
         r["in_scope_of_another_edit"] = r["query"] in other
+
+
+def _augment(ctx: RunContext, out: dict[str, Any], data: Dataset, edits: Sequence[Edit]) -> None:
+    """Figures computed from the records that correct for how the data is built: shared subjects
+    (all formats) and neighbours in scope of another edit (flattened CounterFact)."""
+    _same_subject(out, data, edits)
+    _shared_neighbours(ctx, out)
+
+
+def augment(ctx: RunContext, out: dict[str, Any]) -> None:
+    """:func:`_augment` for a finished run's output (``--report-only``), loading its data again."""
+    data, edits = load(ctx)
+    _augment(ctx, out, data, edits)

@@ -9,7 +9,6 @@ every query) shows what in-context editing without a scope gate would cost.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable
@@ -19,15 +18,11 @@ from typing import Any
 from bbedit.evaluation import metrics as M
 from bbedit.evaluation.calls import pmap
 from bbedit.evaluation.cases import load_dataset
-from bbedit.evaluation.harness import RunContext, build_memory, make_editor, request, route_all
+from bbedit.evaluation.harness import RunContext, build_memory, make_editor, request, route_all, system_prefix
 from bbedit.evaluation.report import md_table
+from bbedit.memory import formats
 
 LETTERS = "ABCD"
-
-
-def _read(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text()
-    return json.loads(text) if text.lstrip().startswith("[") else [json.loads(x) for x in text.splitlines() if x.strip()]
 
 
 def _first(pattern: str, text: str) -> str | None:
@@ -101,7 +96,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         if task not in TASKS:
             raise ValueError(f"unknown general task {task!r}; known: {', '.join(TASKS)}")
         rel, make = TASKS[task]
-        rows = _read(ctx.data_path(topts.get("path", rel)))[: int(topts.get("n", 100))]
+        rows = [r for _, _, r in formats.records(ctx.data_path(topts.get("path", rel)))][: int(topts.get("n", 100))]
         probes = [make(r) for r in rows]
         qs = [q for q, _ in probes]
         model = base_model
@@ -126,7 +121,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     for task in tasks:
         headline[f"{task}_unedited"] = results["none"][task]
         for s in systems[1:]:
-            prefix = "" if s == "bbedit" else f"baseline_{s}_"
+            prefix = system_prefix(s)
             headline[f"{prefix}{task}_edited"] = results[s][task]
             headline[f"{prefix}{task}_delta"] = results[s][task] - results["none"][task]
             headline[f"{prefix}{task}_queries_edited"] = touched[s][task]

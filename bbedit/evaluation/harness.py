@@ -192,6 +192,11 @@ class Route:
     score: float = 0.0
 
 
+def system_prefix(system: str) -> str:
+    """Headline keys are bare for bbedit and ``baseline_<system>_...`` for the comparison systems."""
+    return "" if system == "bbedit" else f"baseline_{system}_"
+
+
 def user(text: str) -> list[Message]:
     return [{"role": "user", "content": text}]
 
@@ -231,6 +236,33 @@ def cloze_prefix(query: str) -> str:
     inside the reply, after the prompt itself; a question is answered from the reply's start."""
     q = query.strip()
     return "" if q.endswith("?") else q
+
+
+def flat_counterfact(path: Path) -> list[dict[str, Any]] | None:
+    """The records of a CounterFact file in EasyEdit's flattened form (None for any other form)."""
+    from bbedit.memory import formats
+
+    raw = [r for _, _, r in formats.records(path)]
+    return raw if raw and isinstance(raw[0], dict) and "locality_prompt" in raw[0] else None
+
+
+def neighbours_in_scope(edit_records: Sequence[dict[str, Any]], edit_ids: Sequence[str],
+                        texts: set[str], query_records: Sequence[dict[str, Any]] = ()) -> dict[str, set[str]]:
+    """CounterFact reuses subjects: a neighbourhood prompt may name a subject that has an edit *of the same
+    relation* in memory, and is then in scope of that edit. Maps each such prompt among ``texts`` (from
+    ``edit_records`` or ``query_records``, flattened CounterFact) to the ids of the edits in memory
+    (``edit_records``, stored as ``edit_ids``) it is in scope of."""
+    from bbedit.scope.train import labelled_queries
+
+    in_memory = set(edit_ids)
+    labels = labelled_queries([*edit_records, *query_records],
+                              [*edit_ids, *(f"query-record-{i}" for i in range(len(query_records)))], synthetic=0.0)
+    found: dict[str, set[str]] = {}
+    for q in labels:
+        mine = in_memory & q.edit_ids if q.kind == "locality" and q.text in texts else set()
+        if mine:
+            found.setdefault(q.text, set()).update(mine)
+    return found
 
 
 def build_memory(edits: Sequence[Edit], progress: bool = True) -> Any:

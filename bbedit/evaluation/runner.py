@@ -84,11 +84,11 @@ def run_suite(path: str | os.PathLike[str], *, n: int | None = None, workers: in
     try:
         if report_only:
             out, command = _previous(folder)
+            if hasattr(task, "augment"):  # a run adds these itself; an older results.json may lack them
+                task.augment(ctx, out)
         else:
             out = task.run(ctx)
             command = cfg.command() + (f" --n {n}" if n is not None else "")
-        if hasattr(task, "augment"):
-            task.augment(ctx, out)
     finally:
         ctx.close()
     folder.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,15 @@ from typing import Any
 from bbedit.evaluation import metrics as M
 from bbedit.evaluation.calls import pmap
 from bbedit.evaluation.cases import load_dataset
-from bbedit.evaluation.harness import RunContext, make_editor, request, route_all, user
+from bbedit.evaluation.harness import (
+    RunContext,
+    flat_counterfact,
+    make_editor,
+    neighbours_in_scope,
+    request,
+    route_all,
+    user,
+)
 from bbedit.evaluation.report import md_table
 
 
@@ -114,32 +122,21 @@ def run(ctx: RunContext) -> dict[str, Any]:
 
 def _shared_scope(ctx: RunContext, cases: list[Any], outside: list[Any]) -> Any:
     """For flattened CounterFact files: a function ``size -> {probe text: ids of edits in memory it is in
-    scope of}``. A neighbourhood prompt naming a subject that has an edit of the same relation in memory is
-    in scope of that edit (CounterFact reuses subjects across cases and files), so routing it there is right."""
-    from bbedit.memory import formats
-    from bbedit.scope.train import labelled_queries
-
+    scope of}`` (:func:`~bbedit.evaluation.harness.neighbours_in_scope`), so routing it there counts as right."""
     opts = ctx.cfg.options
-    raw = [r for _, _, r in formats.records(ctx.data_path(ctx.cfg.dataset["path"]))]
-    out_raw = ([r for _, _, r in formats.records(ctx.data_path(opts["outside_path"]))][:len(outside)]
-               if opts.get("outside_path") else raw[-len(outside):])
-    if not raw or not all(isinstance(r, dict) and "locality_prompt" in r for r in (raw[0], out_raw[0])):
+    raw = flat_counterfact(ctx.data_path(ctx.cfg.dataset["path"]))
+    if raw is None:
         return None
+    if opts.get("outside_path"):
+        out_raw = flat_counterfact(ctx.data_path(opts["outside_path"]))
+        if out_raw is None:
+            return None
+        out_raw = out_raw[:len(outside)]
+    else:
+        out_raw = raw[-len(outside):]
     ids = [c.edits[0].id for c in cases]
     texts = {p.text for c in outside for p in c.of_kind("locality")}
-
-    def at(size: int) -> dict[str, set[str]]:
-        labels = labelled_queries(raw[:size] + out_raw, ids[:size] + [f"outside-{i}" for i in range(len(out_raw))],
-                                  synthetic=0.0)
-        found: dict[str, set[str]] = {}
-        for q in labels:
-            if q.kind == "locality" and q.text in texts:
-                mine = {e for e in q.edit_ids if not e.startswith("outside-")}
-                if mine:
-                    found.setdefault(q.text, set()).update(mine)
-        return found
-
-    return at
+    return lambda size: neighbours_in_scope(raw[:size], ids[:size], texts, out_raw)
 
 
 def _mean(v: list[float]) -> float:
