@@ -74,7 +74,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         ans = model.ask(args.question, **_gen_opts(args))
         if args.json:
             print(json.dumps({"text": ans.text, "edit": ans.edit.id if ans.edit else None,
-                              "score": ans.score, "timings": dict(ans.timings)}))
+                              "score": ans.score, "original": ans.original_text, "timings": dict(ans.timings)}))
         else:
             print(ans.text)
             if ans.edit is not None:
@@ -124,7 +124,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         backend = make_backend(args.base_url, args.model, args.api_key, timeout=args.timeout, stack=stack)
         memory = stack.enter_context(EditMemory(None))
         memory.add_many(edits)
-        model = EditedModel(backend, memory)
+        model = EditedModel(backend, memory, editor=args.editor)
         opts = _gen_opts(args)
         print(f"bbedit demo: {len(edits)} edits from memory/demo.jsonl, model {backend.name}\n")
         for e in edits:
@@ -263,6 +263,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_posteditor(args: argparse.Namespace) -> int:
+    if args.pe_cmd == "train":
+        from bbedit.editors.postedit.train import TrainConfig, default_out, train
+
+        logging.getLogger("bbedit").setLevel(min(logging.getLogger("bbedit").getEffectiveLevel(), logging.INFO))
+        cfg = TrainConfig(out=args.out or str(default_out()), data_root=args.data_root or "", model=args.base_model,
+                          n_counterfact=args.n_counterfact, n_zsre=args.n_zsre, epochs=args.epochs, lr=args.lr,
+                          rank=args.rank, alpha=2 * args.rank, batch_size=args.batch_size, seed=args.seed,
+                          threads=args.threads, served_answers=not args.templates_only)
+        summary = train(cfg)
+        v = summary["validation"]
+        print(f"adapter: {cfg.out} ({summary['adapter_bytes'] / 1e6:.1f} MB); {summary['examples']} examples, "
+              f"trained in {summary['train_s'] / 60:.1f} min; held-out keep/edit accuracy {v['decision_accuracy']:.3f}, "
+              f"rewrite token accuracy {v['rewrite_token_accuracy']:.3f}")
+        return 0
+    from bbedit.editors.base import make_editor
+    from bbedit.types import Edit
+
+    edit = Edit(subject=args.subject, prompt=args.prompt, target_new=args.target_new, target_old=args.target_old)
+    opts = {"adapter": args.adapter} if args.adapter and args.editor == "postedit" else {}
+    r = make_editor(args.editor, **opts).rewrite(args.query, args.answer, edit)  # type: ignore[attr-defined]
+    if args.json:
+        print(json.dumps({"text": r.text, "changed": r.changed, "p_keep": r.p_keep, "latency_s": r.latency_s}))
+    else:
+        print(r.text)
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bbedit", description="Edit what black-box language models know.")
@@ -277,7 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--timeout", type=float, default=60.0, help="seconds per model call")
         sp.add_argument("--max-tokens", type=int, default=64)
         sp.add_argument("--temperature", type=float, default=0.0)
-        sp.add_argument("--editor", default="ike", help="editor name (ike)")
+        sp.add_argument("--editor", default="ike", choices=["ike", "postedit", "replace"],
+                        help="ike: the edit in context; postedit: the learned local post-editor rewrites the "
+                             "answer; replace: the rule-based post-editor")
         sp.add_argument("--ike-mode", choices=["fact", "ike"], default=None, help="IKE prompt style")
         sp.add_argument("--gate-threshold", type=float, default=None, help="override the scope gate threshold")
 
@@ -361,6 +391,35 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--report-only", action="store_true",
                     help="re-render report.md and plots from the suite's existing results.json")
     sp.set_defaults(func=cmd_eval)
+
+    sp = sub.add_parser("posteditor", help="the learned post-editor: train it, or rewrite one answer")
+    psub = sp.add_subparsers(dest="pe_cmd", required=True)
+    a = psub.add_parser("train", help="LoRA-tune the post-editor on counterfact-train and zsRE-train (CPU)")
+    a.add_argument("--out", default=None, help="adapter folder (default: the user data dir; the shipped one is "
+                                              "models/postedit-smollm2-135m)")
+    a.add_argument("--data-root", default=None, help="benchmark data folder (default: $BBEDIT_DATA or ../shared/data)")
+    a.add_argument("--base-model", default=None, help="HF dir/id or .gguf (default: the packaged SmolLM2-135M)")
+    a.add_argument("--n-counterfact", type=int, default=450, help="CounterFact training records to use")
+    a.add_argument("--n-zsre", type=int, default=300, help="zsRE training records to use")
+    a.add_argument("--epochs", type=int, default=1)
+    a.add_argument("--lr", type=float, default=1e-3)
+    a.add_argument("--rank", type=int, default=8, help="LoRA rank (alpha is twice it)")
+    a.add_argument("--batch-size", type=int, default=8)
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--threads", type=int, default=None, help="torch threads")
+    a.add_argument("--templates-only", action="store_true",
+                   help="original answers from templates only (no served model)")
+    a = psub.add_parser("rewrite", help="post-edit one answer and print it")
+    a.add_argument("--query", required=True)
+    a.add_argument("--answer", required=True, help="the original answer to rewrite")
+    a.add_argument("--subject", required=True)
+    a.add_argument("--prompt", required=True, help="the edit's prompt")
+    a.add_argument("--target-new", required=True)
+    a.add_argument("--target-old", default=None)
+    a.add_argument("--editor", choices=["postedit", "replace"], default="postedit")
+    a.add_argument("--adapter", default=None, help="adapter folder (default: the shipped one)")
+    a.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_posteditor)
 
     sp = sub.add_parser("serve-model", help="run the embedded SmolLM2 llama.cpp server standalone")
     sp.add_argument("--host", default="127.0.0.1")

@@ -18,7 +18,7 @@ def prompts_dir() -> Path:
 
 
 def data_dir(name: str) -> Path:
-    """A folder shipped with bbedit (``memory`` or ``prompts``), packaged or in the source tree."""
+    """A folder shipped with bbedit (``memory``, ``prompts`` or ``models``), packaged or in the source tree."""
     packaged = Path(str(resources.files("bbedit"))) / "_data" / name
     return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / name
 

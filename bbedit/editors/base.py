@@ -36,6 +36,8 @@ class Editor(Protocol):
 
 _REGISTRY: dict[str, str] = {
     "ike": "bbedit.editors.ike:IKEEditor",
+    "postedit": "bbedit.editors.postedit:PostEditor",
+    "replace": "bbedit.editors.postedit:ReplaceEditor",
 }
 
 

@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bbedit.errors import ConfigError
 from bbedit.evaluation import metrics as M
 from bbedit.evaluation.calls import pmap
 from bbedit.evaluation.cases import Case, Dataset, Probe, load_dataset
 from bbedit.evaluation.harness import (
+    POST_EDITORS,
     Route,
     RunContext,
     build_memory,
@@ -177,12 +179,45 @@ def summarise(per: dict[str, list[float]]) -> dict[str, float]:
 RENAME = {"latency": "latency_p50_ms", "token_overhead": "token_overhead_mean", "routing_ms": "routing_ms_per_query"}
 
 
-def headline_key(system: str, protocol: str, metric: str) -> str:
-    """``generation_reliability`` for bbedit, ``baseline_none_generation_reliability`` for the others;
-    gate and cost figures carry no protocol (``gate_recall``, ``token_overhead_mean``)."""
+def headline_key(system: str, protocol: str, metric: str, primary: str = "bbedit") -> str:
+    """``generation_reliability`` for the primary system (bbedit), ``baseline_none_generation_reliability``
+    for the others; gate and cost figures carry no protocol (``gate_recall``, ``token_overhead_mean``)."""
     name = RENAME.get(metric, metric)
     key = name if metric.startswith("gate_") or metric in ("token_overhead", "routing_ms") else f"{protocol}_{name}"
-    return system_prefix(system) + key
+    return system_prefix(system, primary) + key
+
+
+def post_edit_systems(ctx: RunContext, items: Sequence[Item], systems: Sequence[str], memory: Any, gate: Any,
+                      routes: dict[str, list[Route]], answers: dict[str, list[Completion]],
+                      route_ms: dict[str, float]) -> tuple[list[Completion], dict[str, list[dict[str, Any]]]]:
+    """Answers of the post-editing systems (added to ``answers``/``routes``), the original answers they
+    rewrote, and each system's rewrite records."""
+    from bbedit.evaluation import postediting
+
+    post = [s for s in systems if s in POST_EDITORS]
+    if not post:
+        return answers["none"], {}
+    if "bbedit" not in routes:
+        routes["bbedit"], route_ms["bbedit"] = route_all("bbedit", [it.probe.text for it in items], memory, gate)
+    if ctx.cfg.options.get("original", "model") == "reference":
+        missing = sum(1 for it in items if it.probe.reference is None)
+        if missing:
+            raise ConfigError(f"suite {ctx.cfg.suite!r}: options.original is 'reference' but {missing} queries "
+                              "have no recorded answer")
+        originals = [Completion(str(it.probe.reference)) for it in items]
+    else:
+        originals = answers["none"]
+    recs = {}
+    for s in post:
+        editor = postediting.make_post_editor(ctx, s)
+        threshold = getattr(editor, "gate_threshold", None)
+        if threshold is not None and threshold < gate.threshold:
+            routes[s], route_ms[s] = route_all(s, [it.probe.text for it in items], memory, gate, threshold)
+            ctx.notes[f"{s}_gate_threshold"] = threshold
+        else:
+            routes[s], route_ms[s] = routes["bbedit"], route_ms["bbedit"]
+        answers[s], recs[s] = postediting.post_edit_all(ctx, editor, s, items, routes[s], originals)
+    return originals, recs
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
@@ -197,13 +232,28 @@ def run(ctx: RunContext) -> dict[str, Any]:
     gate = load_gate(memory)
     editor = make_editor(cfg)
     systems = list(dict.fromkeys(["none", *cfg.systems]))  # the unedited answers are the locality reference
-    routes, requests, answers, route_ms = answer_all(ctx, items, memory, gate, editor, systems)
-    base = answers["none"]
+    direct = [s for s in systems if s not in POST_EDITORS]
+    routes, requests, answers, route_ms = answer_all(ctx, items, memory, gate, editor, direct)
+    originals, rewrites = post_edit_systems(ctx, items, systems, memory, gate, routes, answers, route_ms)
+    primary = str(cfg.options.get("primary", "bbedit"))
     results: dict[str, dict[str, dict[str, float]]] = {"generation": {}, "probability": {}}
+    by_type: dict[str, dict[str, dict[str, float]]] = {}
+    shared_nb: dict[str, set[str]] | None = None
     for s in systems:
+        base = originals if s in POST_EDITORS else answers["none"]
         per = score_generation(items, answers[s], base)
+        semantic = None
         if cfg.options.get("semantic_retention", data.format == "postedit"):
-            per["semantic_retention"] = semantic_retention(items, answers[s], base)
+            per["semantic_retention"] = semantic = semantic_retention(items, answers[s], base)
+        if data.format == "postedit" or s in POST_EDITORS:
+            from bbedit.evaluation import postediting
+
+            by_type[s] = postediting.by_query_type(items, answers[s], base, semantic)
+            if shared_nb is None:
+                shared_nb = postediting.neighbours_in_scope(ctx, items, edits)
+            true_nb = postediting.true_neighbour_untouched(items, answers[s], base, shared_nb)
+            if shared_nb and true_nb is not None:
+                by_type[s].setdefault("neighbor", {})["untouched_true_neighbours"] = true_nb
         summary = summarise(per)
         summary["latency"] = M.aggregate("latency", per["latency"]) + route_ms[s]
         if s != "none":
@@ -218,7 +268,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         n_prob = int(cfg.probability.get("n", len(data.cases)))
         keep = {c.id for c in data.cases[:n_prob]}
         sub = [i for i, it in enumerate(items) if it.case.id in keep]
-        for s in systems:
+        for s in direct:  # post-editors change the text, not the model's probabilities
             per = score_probability(ctx, [items[i] for i in sub], [requests[s][i] for i in sub])
             results["probability"][s] = summarise(per)
     wall = time.perf_counter() - t0
@@ -227,19 +277,54 @@ def run(ctx: RunContext) -> dict[str, Any]:
     for proto, by_sys in results.items():
         for s, summary in by_sys.items():
             for k, v in summary.items():
-                headline[headline_key(s, proto, k)] = v
+                headline[headline_key(s, proto, k, primary)] = v
+    if by_type:
+        from bbedit.evaluation import postediting
+
+        latency = {s: postediting.rewrite_latency(r) for s, r in rewrites.items()}
+        if "bbedit" in answers:
+            latency["bbedit"] = ike_latency(answers["bbedit"], routes["bbedit"])
+        headline.update(postediting.headline(by_type, latency, primary))
+        if shared_nb:
+            headline["n_neighbours_in_scope_of_another_edit"] = len(shared_nb)
     headline["model_calls"] = ctx.model().calls
     headline["model_calls_cached"] = ctx.model().hits
+    # The recorded answers post-editors start from are the dataset's text (never committed): for those
+    # systems a record says whether the answer changed, and the learned editor's edit script.
+    recorded = bool(rewrites) and cfg.options.get("original", "model") == "reference"
+    verbatim = [s for s in systems if not (recorded and s in POST_EDITORS)]
     records = [{"case": it.case.id, "kind": it.probe.kind, "label": it.probe.label, "query": it.probe.text,
                 "answers": list(it.probe.answers[:3]), "old": list(it.probe.old_answers[:3]),
-                **{f"{s}": answers[s][i].text for s in systems},
+                **{f"{s}": answers[s][i].text for s in verbatim},
+                **{f"{s}_changed": answers[s][i].text != originals[i].text for s in systems if s not in verbatim},
                 **{f"{s}_edit": _edit_id(routes[s][i]) for s in systems if s != "none"}}
                for i, it in enumerate(items)]
+    for s, recs in rewrites.items():
+        for r in recs:
+            records[r["item"]][f"{s}_p_keep"] = round(r["p_keep"], 4)
+            records[r["item"]][f"{s}_rewrite_s"] = round(r["latency_s"], 3)
+            if r.get("script"):
+                records[r["item"]][f"{s}_script"] = r["script"]
+    if rewrites and not recorded:
+        for rec, o in zip(records, originals, strict=True):
+            rec["original"] = o.text
     out = {"headline": headline, "results": results, "records": records, "systems": systems,
+           "by_query_type": by_type, "primary": primary, "gate_threshold": gate.threshold, **ctx.notes,
            "dataset": {"name": data.name, "format": data.format, "skipped": data.skipped,
                        "n_extra_edits": len(data.extra_edits)}}
     _augment(ctx, out, data, edits)
     return out
+
+
+def ike_latency(answers: Sequence[Completion], routes: Sequence[Route]) -> dict[str, float]:
+    """For comparison with a post-editor's rewrite time: the seconds of the served model's whole edited
+    answer (in-context editing replaces the call rather than rewriting an answer), p50/p95 over every
+    routed query, as measured when first made (with the suite's concurrent requests)."""
+    lat = [a.latency_s for a, r in zip(answers, routes, strict=True) if r.edit is not None]
+    if not lat:
+        return {}
+    p50 = M.AGGREGATES["p50"](lat)
+    return {"rewrite_p50_s": p50, "rewrite_p95_s": M.AGGREGATES["p95"](lat), "rewrite_p50_s_all": p50}
 
 
 def _same_subject(out: dict[str, Any], data: Dataset, edits: Sequence[Edit]) -> None:
@@ -261,7 +346,7 @@ def _same_subject(out: dict[str, Any], data: Dataset, edits: Sequence[Edit]) -> 
         if s == "none" or not in_scope:
             continue
         same = sum(1 for r in in_scope if r.get(f"{s}_edit") and ids.get(r[f"{s}_edit"]) == subject[r["case"]])
-        h[system_prefix(s) + "gate_routed_to_same_subject"] = same / len(in_scope)
+        h[system_prefix(s, str(out.get("primary", "bbedit"))) + "gate_routed_to_same_subject"] = same / len(in_scope)
 
 
 def _shared_neighbours(ctx: RunContext, out: dict[str, Any]) -> None:
@@ -283,7 +368,7 @@ def _shared_neighbours(ctx: RunContext, out: dict[str, Any]) -> None:
     for s in out["systems"]:
         if s == "none" or not true_nb:
             continue
-        key = system_prefix(s)
+        key = system_prefix(s, str(out.get("primary", "bbedit")))
         h[f"{key}generation_locality_true_neighbours"] = sum(M.unchanged(r[s], r["none"]) for r in true_nb) / len(true_nb)
         routed = [r for r in out["records"] if r.get(f"{s}_edit")]
         right = [r for r in routed if (r["kind"] != "locality" and r[f"{s}_edit"] == r["case"])

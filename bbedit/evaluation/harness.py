@@ -6,6 +6,10 @@ Systems (what a user could deploy in front of the same model):
 - ``none``: the unedited model; every query goes through as asked.
 - ``bbedit``: edit memory + scope gate + editor (IKE); out-of-scope queries go through untouched.
 - ``always``: the memory's top hit is applied to every query (in-context editing without a gate).
+- ``postedit`` / ``replace``: the same memory and gate, but the model answers as usual and a
+  post-editor rewrites a routed query's answer: the learned local post-editor, or the rule-based
+  baseline. The answer rewritten is the dataset's recorded one (PostEdit's ``response_before_edit``)
+  with ``options.original: reference``, else the unedited model's.
 
 Protocols (reported separately, never averaged together):
 
@@ -33,7 +37,8 @@ from bbedit.types import Edit, Message
 
 log = logging.getLogger(__name__)
 
-SYSTEMS = ("none", "bbedit", "always")
+SYSTEMS = ("none", "bbedit", "always", "postedit", "replace")
+POST_EDITORS = ("postedit", "replace")
 PROTOCOLS = ("generation", "probability")
 TASKS = ("editing", "sequential", "general", "multihop")
 
@@ -116,6 +121,7 @@ class RunContext:
     data_root: Path = DATA_ROOT
     results_root: Path = RESULTS_ROOT
     cache_dir: Path | None = None  # None: no persistent cache
+    notes: dict[str, Any] = field(default_factory=dict)  # run facts a task adds to its results (not the headline)
     _stack: Any = None
     _model: CachedModel | None = None
     _scorer: CachedScorer | None = None
@@ -192,9 +198,14 @@ class Route:
     score: float = 0.0
 
 
-def system_prefix(system: str) -> str:
-    """Headline keys are bare for bbedit and ``baseline_<system>_...`` for the comparison systems."""
-    return "" if system == "bbedit" else f"baseline_{system}_"
+def system_prefix(system: str, primary: str = "bbedit") -> str:
+    """Headline keys are bare for the suite's primary system (bbedit with its editor, unless the suite
+    says ``options.primary``) and prefixed for the others: ``ike_`` for bbedit's in-context editing when
+    it is not the primary, ``baseline_`` for the rule-based post-editor, ``baseline_<system>_`` else."""
+    if system == primary:
+        return ""
+    return {"bbedit": "ike_", "replace": "baseline_"}.get(system, f"baseline_{system}_") \
+        if primary != "bbedit" else f"baseline_{system}_"
 
 
 def user(text: str) -> list[Message]:
@@ -208,9 +219,13 @@ def make_editor(cfg: SuiteConfig) -> Any:
     return _make(opts.pop("name", "ike"), **opts)
 
 
-def route_all(system: str, queries: Sequence[str], memory: Any, gate: Any) -> tuple[list[Route], float]:
-    """Route every query for ``system``; returns the routes and the amortised routing time per
-    query in ms (retrieval + gate, batched)."""
+def route_all(system: str, queries: Sequence[str], memory: Any, gate: Any,
+              threshold: float | None = None) -> tuple[list[Route], float]:
+    """Route every query for ``system`` (at ``threshold`` when it is below the gate's, see
+    :func:`bbedit.pipeline.decide`); returns the routes and the amortised routing time per query in
+    ms (retrieval + gate, batched)."""
+    from bbedit.pipeline import decide
+
     if system == "none" or memory is None or not queries:
         return [Route(None) for _ in queries], 0.0
     t0 = time.perf_counter()
@@ -218,8 +233,8 @@ def route_all(system: str, queries: Sequence[str], memory: Any, gate: Any) -> tu
     for b in range(0, len(queries), 512):
         part = list(queries[b:b + 512])
         for q, r in zip(part, memory.retrieve_many(part, gate.k), strict=True):
-            if system == "bbedit":
-                d = gate.decide(q, r)
+            if system != "always":
+                d = decide(gate, q, r, threshold)
                 routes.append(Route(d.edit, d.score))
             else:  # always
                 routes.append(Route(r.hits[0].edit, r.hits[0].score) if r.hits else Route(None))

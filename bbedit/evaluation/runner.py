@@ -24,7 +24,8 @@ TASK_MODULES = {"editing": "bbedit.evaluation.editing", "sequential": "bbedit.ev
                 "general": "bbedit.evaluation.general", "multihop": "bbedit.evaluation.multihop"}
 DEFAULT_CACHE = RESULTS_ROOT.parent / ".cache"
 
-SYSTEM_LABELS = {"none": "no editing", "bbedit": "bbedit (gate + editor)", "always": "always apply the top hit"}
+SYSTEM_LABELS = {"none": "no editing", "bbedit": "bbedit (gate + editor)", "always": "always apply the top hit",
+                 "postedit": "bbedit, learned post-editor", "replace": "bbedit, rule-based post-editor (baseline)"}
 
 
 def protocol_table(results: Mapping[str, Mapping[str, float]], metrics: Sequence[str] | None = None) -> str:
@@ -139,8 +140,10 @@ def editing_report(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) -> st
              "system's; locality_truth: it still contains the ground truth.", "",
              protocol_table(res["generation"], gen_cols), "", "![generation](generation.png)", ""]
     if post_cols:
-        parts += ["### PostEdit's style measures (against the unedited system's answer)", "",
+        parts += ["### PostEdit's style measures (against the answer the system started from)", "",
                   protocol_table(res["generation"], post_cols), ""]
+    if out.get("by_query_type"):
+        parts += postedit_section(cfg, out, folder)
     if "generation_locality_true_neighbours" in h:
         parts += [f"{h['n_neighbours_in_scope_of_another_edit']} of the neighbourhood prompts name a subject that has "
                   "an edit *of the same relation* among those in memory (CounterFact reuses subjects), so they are "
@@ -172,3 +175,63 @@ def editing_report(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) -> st
                   f"({'; '.join(out['dataset']['skipped'][:3])}).", ""]
     parts += ["Every query with each system's answer is in results.json (`records`)."]
     return "\n".join(parts)
+
+
+def postedit_section(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) -> list[str]:
+    """PostEdit's table: per system and query type, edit success, PostEdit's lexical edit score, answers
+    left untouched, ROUGE-1 and SBERT retention; then rewrite latency."""
+    from bbedit.evaluation.harness import system_prefix
+
+    h, table = out["headline"], out["by_query_type"]
+    primary = str(out.get("primary", "bbedit"))
+    labels = dict(SYSTEM_LABELS, bbedit="bbedit, IKE on the served model")
+    original = cfg.options.get("original", "model")
+    cols = ["edit_success", "lexical_edit", "untouched", "untouched_true_neighbours", "rouge1_retention",
+            "sbert_retention"]
+    rows: list[list[Any]] = []
+    for s, t in table.items():
+        for qt in ("naive", "paraphrase", "neighbor", "overall"):
+            if qt in t:
+                rows.append([labels.get(s, s), qt, *(t[qt].get(c, "–") for c in cols)])
+    start = ("the recorded answer (`response_before_edit`, the API model's own answer)" if original == "reference"
+             else "the unedited served model's answer")
+    lines = ["## PostEdit view: per query type", "",
+             f"Post-editors rewrite {start}; IKE (and no editing) are the served SmolLM2's own answers, measured "
+             "against its unedited answer. edit_success: the new target in the answer and the old one out (naive "
+             "and paraphrase queries); lexical_edit: PostEdit's score (1 new only, 0.5 both, 0 no new; for "
+             "neighbours the roles swap); untouched: the answer is exactly the one the system started from; "
+             "rouge1_retention / sbert_retention: ROUGE-1 F1 and MiniLM cosine against that answer, with the "
+             "targets masked in scope.", "",
+             md_table(["system", "query type", *cols], rows), ""]
+    if out.get("postedit_gate_threshold") is not None:
+        lines += [f"The learned post-editor is routed at gate threshold {out['postedit_gate_threshold']} instead of "
+                  f"the gate's {out.get('gate_threshold')}: its own keep decision filters what the gate lets "
+                  "through. The rule-based baseline has no such filter and IKE none either; both run at the "
+                  "gate's threshold.", ""]
+    if h.get("n_neighbours_in_scope_of_another_edit"):
+        lines += [f"{h['n_neighbours_in_scope_of_another_edit']} of the neighbour queries name the subject of "
+                  "another edit *of the same relation* among those in memory (CounterFact reuses subjects: "
+                  "\"Mehmed the Conqueror is affiliated with the religion\" is a neighbour of one edit and the "
+                  "prompt of another), so changing their answer is right. untouched_true_neighbours leaves them "
+                  "out; `neighbor_untouched` counts every neighbour as the dataset labels it.", ""]
+    keys = ["edit_success_naive", "edit_success_paraphrase", "neighbor_untouched", "rouge1_retention"]
+    plot = {s: {k: h.get(system_prefix(s, primary) + k, float("nan")) for k in keys} for s in table if s != "none"}
+    bar_plot(folder / "postedit.png", plot, keys, f"{cfg.suite}: PostEdit view")
+    lines += ["![postedit](postedit.png)", ""]
+    lat = []
+    for s in table:
+        pre = system_prefix(s, primary)
+        if f"{pre}rewrite_p50_s_all" in h:
+            lat.append([labels.get(s, s), h.get(f"{pre}rewrite_p50_s", "–"), h.get(f"{pre}rewrite_p95_s", "–"),
+                        h[f"{pre}rewrite_p50_s_all"]])
+    if lat:
+        lines += ["### Edit latency (seconds, 2 CPU cores)", "",
+                  md_table(["system", "p50, ~60-token answers", "p95, ~60-token answers", "p50, every routed query"],
+                           lat), "",
+                  "Post-editors: the rewrite of an answer of 45 to 75 tokens that the editor changed (reading "
+                  "the answer, deciding, writing the edit script and applying it; the answer itself comes from "
+                  "the API model first). IKE: the served model's whole edited answer, every routed "
+                  "query (in-context editing replaces the call instead of rewriting; its answers are capped at the "
+                  "suite's max_tokens, and were measured with the suite's concurrent requests sharing the cores). Rewrite times are measured "
+                  "when first made; reruns answer from the cache.", ""]
+    return lines

@@ -1,0 +1,183 @@
+"""Post-editing systems in the editing task, and PostEdit's per-query-type table.
+
+A post-editing system sends the question to the model unchanged; when the gate routes it to an
+edit, a post-editor rewrites the answer (the learned ``postedit`` editor or the rule-based
+``replace`` baseline). Rewrites are cached like model calls (keyed by the editor's adapter
+file), and each one's time is measured when it is first made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bbedit.evaluation import metrics as M
+from bbedit.evaluation.calls import CallCache, pmap
+from bbedit.evaluation.harness import Route, RunContext, system_prefix
+from bbedit.types import Completion
+
+log = logging.getLogger(__name__)
+
+QUERY_TYPES = ("naive", "paraphrase", "neighbor")
+# rewrite latency is reported for answers of about 60 tokens (the issue's yardstick) and for all
+SIXTY = (45, 75)
+
+
+def make_post_editor(ctx: RunContext, system: str) -> Any:
+    from bbedit.editors.base import make_editor
+
+    opts = dict(ctx.cfg.options.get(system, {}) or {})
+    return make_editor(system, **opts)
+
+
+def _editor_id(editor: Any) -> str:
+    """Identifies the editor's behaviour for the cache: its name, config and adapter weights."""
+    parts = [editor.name, repr(getattr(editor, "config", ""))]
+    folder = getattr(editor, "adapter_dir", None)
+    if folder is not None:
+        parts.append(hashlib.sha256((Path(folder) / "adapter_model.safetensors").read_bytes()).hexdigest())
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def post_edit_all(ctx: RunContext, editor: Any, system: str, items: Sequence[Any], routes: Sequence[Route],
+                  originals: Sequence[Completion]) -> tuple[list[Completion], list[dict[str, Any]]]:
+    """Each item's answer after ``system``'s post-editor (the original where the gate passed it
+    through), and per routed item the rewrite's record (p_keep, seconds, tokens, passes)."""
+    eid = f"{system}:{_editor_id(editor)}"
+    cache: CallCache = ctx.cache
+    todo = [i for i, r in enumerate(routes) if r.edit is not None]
+    hide_old = bool(ctx.cfg.options.get("hide_old", False))
+
+    def one(i: int) -> dict[str, Any]:
+        e = routes[i].edit
+        assert e is not None
+        if hide_old:  # the editor is not told what the edit replaces (scored against it all the same)
+            e = dataclasses.replace(e, target_old=None)
+        q, a = items[i].probe.text, originals[i].text
+        key = CallCache.key(eid, [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+                            {"edit": [e.prompt, e.target_new, e.target_old or ""]})
+        found = cache.get(key)
+        if found is None:
+            r = editor.rewrite(q, a, e)
+            found = {"text": r.text, "changed": r.changed, "p_keep": r.p_keep, "latency_s": r.latency_s,
+                     "tokens": r.tokens, "passes": r.passes, "script": r.script,
+                     "answer_tokens": _tokens(editor, a)}
+            cache.put(key, found)
+        return found
+
+    done = dict(zip(todo, pmap(one, todo, 1, f"{ctx.cfg.suite}: {system} rewrites ({len(todo)})"), strict=True))
+    answers = []
+    for i, o in enumerate(originals):
+        if i in done:
+            d = done[i]
+            answers.append(Completion(d["text"], -1, -1, o.latency_s + d["latency_s"], "stop"))
+        else:
+            answers.append(o)
+    return answers, [{"item": i, **done[i]} for i in todo]
+
+
+def _tokens(editor: Any, text: str) -> int:
+    tok = getattr(editor, "_tok", None)
+    return len(tok(text, add_special_tokens=False)["input_ids"]) if tok is not None else len(text.split())
+
+
+def rewrite_latency(recs: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """p50/p95 seconds of rewrites that changed an answer of about 60 tokens, and of every routed answer."""
+    sixty = [r["latency_s"] for r in recs if r["changed"] and SIXTY[0] <= r.get("answer_tokens", 0) <= SIXTY[1]]
+    every = [r["latency_s"] for r in recs]
+    out = {"rewrite_p50_s_all": M.AGGREGATES["p50"](every), "n_rewrites": float(len(every))}
+    if sixty:
+        out.update({"rewrite_p50_s": M.AGGREGATES["p50"](sixty), "rewrite_p95_s": M.AGGREGATES["p95"](sixty),
+                    "n_rewrites_60_tokens": float(len(sixty))})
+    return out
+
+
+def by_query_type(items: Sequence[Any], answers: Sequence[Completion], base: Sequence[Completion],
+                  semantic: Sequence[float] | None) -> dict[str, dict[str, float]]:
+    """PostEdit's table for one system: per query type (naive, paraphrase, neighbor) and overall,
+    the edit success (new target in, old out), PostEdit's lexical edit score, the share of answers
+    left untouched, ROUGE-1 retention and SBERT similarity (targets masked in scope)."""
+    per: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for j, (it, a, b) in enumerate(zip(items, answers, base, strict=True)):
+        p, e = it.probe, it.case.edits[0]
+        qt = p.label if p.label in QUERY_TYPES else ("neighbor" if not p.in_scope else "naive")
+        rows = [per[qt], per["overall"]] + ([per["in_scope"]] if p.in_scope else [])
+        for row in rows:
+            if p.in_scope:
+                row["edit_success"].append(float(M.edit_success(a.text, p.answers, p.old_answers)))
+            if e.target_old:
+                row["lexical_edit"].append(M.lexical_edit_score(a.text, e.target_new, e.target_old, p.in_scope))
+            row["untouched"].append(float(M.unchanged(a.text, b.text)))
+            row["rouge1_retention"].append(M.lexical_retention(a.text, b.text, e.target_new, e.target_old, p.in_scope))
+            if semantic is not None:
+                row["sbert_retention"].append(semantic[j])
+    return {qt: {k: sum(v) / len(v) for k, v in row.items() if v} for qt, row in per.items()}
+
+
+def headline(table: dict[str, dict[str, dict[str, float]]], latency: dict[str, dict[str, float]],
+             primary: str) -> dict[str, float]:
+    """The PostEdit keys (``edit_success_naive``, ``neighbor_untouched``, ``rouge1_retention``...) per
+    system, prefixed as :func:`~bbedit.evaluation.harness.system_prefix` says."""
+    h: dict[str, float] = {}
+    for s, t in table.items():
+        if s == "none":
+            continue
+        pre = system_prefix(s, primary)
+        for qt in ("naive", "paraphrase"):
+            if "edit_success" in t.get(qt, {}):
+                h[f"{pre}edit_success_{qt}"] = t[qt]["edit_success"]
+        if "neighbor" in t:
+            h[f"{pre}neighbor_untouched"] = t["neighbor"]["untouched"]
+            if "untouched_true_neighbours" in t["neighbor"]:
+                h[f"{pre}neighbor_untouched_true_neighbours"] = t["neighbor"]["untouched_true_neighbours"]
+        for k in ("rouge1_retention", "sbert_retention", "lexical_edit"):
+            if k in t.get("overall", {}):
+                h[f"{pre}{k}"] = t["overall"][k]
+            if k in t.get("in_scope", {}):
+                h[f"{pre}{k}_in_scope"] = t["in_scope"][k]
+        for k, v in latency.get(s, {}).items():
+            h[f"{pre}{k}"] = v
+    return h
+
+
+def neighbours_in_scope(ctx: RunContext, items: Sequence[Any], edits: Sequence[Any]) -> dict[str, set[str]]:
+    """PostEdit's CounterFact neighbours that are in scope of an edit in memory: CounterFact reuses
+    subjects, so a "neighbor" query ("Mehmed the Conqueror is affiliated with the religion") can name
+    the subject of another edit of the same relation, and editing it is then right. Maps each such
+    query to those edits' ids. The relation of a prompt is found as for the gate's training labels,
+    with the CounterFact files' prompt templates (when present) as the catalogue of relations."""
+    import json
+
+    from bbedit.evaluation import harness
+
+    texts = {it.probe.text for it in items if it.probe.label == "neighbor"}
+    path = str(ctx.cfg.dataset.get("path", ""))
+    cf_files = [ctx.data_root / "counterfact" / n for n in ("counterfact-edit.json", "counterfact-train.json")]
+    if not texts or "counterfact" not in path or not all(p.is_file() for p in cf_files):
+        return {}
+    nb_of: dict[str, list[str]] = defaultdict(list)
+    for it in items:
+        if it.probe.label == "neighbor":
+            nb_of[it.case.edits[0].id].append(it.probe.text)
+    records, ids = [], []
+    for e in edits:
+        for nb in nb_of.get(e.id) or [""]:
+            records.append({"subject": e.subject, "prompt": e.prompt, "target_new": e.target_new,
+                            "ground_truth": e.target_old or "", "rephrase_prompt": "", "locality_prompt": nb,
+                            "locality_ground_truth": ""})
+            ids.append(e.id)
+    catalogue = [r for p in cf_files for r in json.loads(p.read_text(encoding="utf-8"))]
+    return harness.neighbours_in_scope(records, ids, texts, catalogue)
+
+
+def true_neighbour_untouched(items: Sequence[Any], answers: Sequence[Completion], base: Sequence[Completion],
+                             in_scope: dict[str, set[str]]) -> float | None:
+    """The share of neighbour answers left untouched, over the neighbours no edit in memory is about."""
+    vals = [float(M.unchanged(a.text, b.text)) for it, a, b in zip(items, answers, base, strict=True)
+            if it.probe.label == "neighbor" and it.probe.text not in in_scope]
+    return sum(vals) / len(vals) if vals else None

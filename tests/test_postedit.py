@@ -1,0 +1,318 @@
+"""The post-editors: text rules, the baseline, training data, the learned editor's decoding, training
+and the pipeline with a real llama.cpp server."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bbedit.editors.base import make_editor
+from bbedit.editors.postedit import PostEditConfig, PostEditor, ReplaceEditor, render_prompt
+from bbedit.editors.postedit.data import build_examples, read_facts, rewrite_target, template_answer
+from bbedit.editors.postedit.editor import EDIT, KEEP, _chunks
+from bbedit.editors.postedit.text import apply_script, mentions, replace_target, script_for
+from bbedit.errors import ConfigError, EditFileError, ModelNotFound
+from bbedit.types import Edit
+from tests.test_eval_cases import POSTEDIT_EDITS, POSTEDIT_QUERIES, write
+
+CEO = Edit(subject="Acme", prompt="The CEO of Acme is", target_new="Jane Doe", target_old="John Smith", id="e1")
+
+
+# -- text rules and the baseline ----------------------------------------------------------------------
+
+def test_replace_target_is_minimal() -> None:
+    assert replace_target("John Smith runs Acme; john smith joined in 2019.", "John Smith", "Jane Doe") == \
+        "Jane Doe runs Acme; Jane Doe joined in 2019."
+    assert replace_target("He is an actor and a voice actor.", "actor", "pianist") == \
+        "He is a pianist and a voice pianist."
+    assert replace_target("A jazz musician.", "jazz", "opera") == "An opera musician."
+    assert replace_target("french. French fries are French.", "French", "english") == \
+        "english. English fries are English."  # a capitalised mention gets a capitalised replacement
+    assert replace_target("Applesauce from Apple.", "Apple", "Google") == "Applesauce from Google."
+    assert mentions("Made by Apple Inc.", "apple") and not mentions("Applesauce", "Apple")
+    assert not mentions("anything", None) and not mentions("anything", " ")
+
+
+def test_replace_baseline() -> None:
+    base = ReplaceEditor()
+    r = base.rewrite("Who runs Acme?", "Acme is run by John Smith.", CEO)
+    assert r.text == "Acme is run by Jane Doe." and r.changed
+    r = base.rewrite("Who runs Acme?", "I do not know.", CEO)
+    assert r.text == "The CEO of Acme is Jane Doe." and r.changed  # no old target: the template
+    assert make_editor("replace").name == "replace"
+
+
+def test_render_prompt_and_keep_edit_tokens() -> None:
+    p = render_prompt("Who runs Acme? ", "John Smith.\n", CEO)
+    assert p == ("Fact: The CEO of Acme is Jane Doe. (was: John Smith)\nQuestion: Who runs Acme?\n"
+                 "Answer: John Smith.\nEdited:")
+    no_old = Edit(subject="Acme", prompt="Who leads Acme?", target_new="Jane Doe")
+    assert "(was: unknown)" in render_prompt("q", "a", no_old) and "Who leads Acme? Jane Doe." in \
+        render_prompt("q", "a", no_old)
+    assert KEEP.startswith(" ") and EDIT.startswith(" ")
+
+
+def test_edit_scripts() -> None:
+    fact = "The CEO of Acme is Jane Doe."
+    assert script_for(CEO, "Acme is led by john smith.", fact) == "john smith => Jane Doe"
+    assert script_for(CEO, "No idea.", fact) == "= " + fact
+    assert script_for(CEO, "I am not sure who leads the company these days.", fact) == "+ " + fact
+    assert apply_script("Acme is led by john smith. John Smith joined in 2019.", "John Smith => Jane Doe", fact) == \
+        "Acme is led by Jane Doe. Jane Doe joined in 2019."
+    assert apply_script("No idea.", "= " + fact, fact) == fact
+    assert apply_script("Long answer here.", "+ " + fact, fact) == fact + " Long answer here."
+    # a span the answer does not contain is ignored; with nothing applied, the fact is stated
+    assert apply_script("Bob Jones runs it.", "John Smith => Jane Doe", fact) == fact
+    assert apply_script("Bob Jones runs it.", "gibberish", fact) == fact
+    assert apply_script("John Smith, Bob Jones.", "John Smith => Jane Doe\nBob Jones => Ann Lee", fact) == \
+        "Jane Doe, Ann Lee."
+    chunks = list(_chunks("The CEO of Acme  is Jane Doe,\nsince 2024."))
+    assert len(chunks) > 1 and "".join(chunks) == "The CEO of Acme  is Jane Doe,\nsince 2024."
+
+
+def test_config_and_adapter_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="keep_threshold"):
+        PostEditConfig(keep_threshold=1.5)
+    with pytest.raises(ConfigError, match="max_new_tokens"):
+        PostEditConfig(max_new_tokens=0)
+    with pytest.raises(ModelNotFound, match="no post-editor adapter"):
+        PostEditor(adapter=str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match="unknown editor"):
+        make_editor("rome")
+
+
+# -- training data --------------------------------------------------------------------------------------
+
+CF_TRAIN = [{"case_id": i, "prompt": f"The mother tongue of Person {i} is", "target_new": "English",
+             "subject": f"Person {i}", "ground_truth": "French", "rephrase_prompt": f"Person {i} speaks",
+             "locality_prompt": f"The native language of Other {i} is", "locality_ground_truth": "French"}
+            for i in range(12)]
+ZSRE_TRAIN = [{"subject": f"Thing {i}", "src": f"Who made Thing {i}?", "pred": "x", "rephrase": f"Thing {i} was made by?",
+               "alt": "Google", "answers": ["Apple"], "loc": f"nq question: who sang song {i}", "loc_ans": "Adele"}
+              for i in range(8)]
+
+
+def _train_root(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    write(root / "counterfact" / "counterfact-train.json", CF_TRAIN)
+    write(root / "zsre" / "zsre_mend_train-1k.json", [*ZSRE_TRAIN, dict(ZSRE_TRAIN[0], alt="")])
+    return root
+
+
+def test_training_examples(tmp_path: Path) -> None:
+    root = _train_root(tmp_path)
+    facts = read_facts(root, exclude_subjects=["Person 0"])
+    assert len(facts) == 11 + 8  # the excluded subject and the record with an empty target are left out
+    assert {f.dataset for f in facts} == {"counterfact", "zsre"}
+    z = next(f for f in facts if f.dataset == "zsre")
+    assert z.other_query.startswith("Who sang") and z.edit.target_old == "Apple"
+
+    asked: list[Any] = []
+
+    def ask(reqs: list[Any]) -> list[str]:  # stands in for the served model: it echoes the fact it was given
+        asked.extend(reqs)
+        return [r[0]["content"].split("A fact you know: ")[1] for r in reqs]
+
+    ex = build_examples(facts, ask, n_counterfact=11, n_zsre=8, served_share=0.5, seed=1)
+    assert asked and all(r[0]["role"] == "system" and r[1]["role"] == "user" for r in asked)
+    edits = [e for e in ex if e.kind == "edit"]
+    keeps = [e for e in ex if e.kind == "keep"]
+    assert len(edits) == 19 and len(keeps) >= 11  # every fact in scope once; every CounterFact neighbour kept
+    assert all(e.target == KEEP for e in keeps)
+    for e in edits:
+        assert e.target.startswith(EDIT + "\n")
+        answer = e.prompt.split("\nAnswer: ")[1].rsplit("\nEdited:", 1)[0]
+        script = e.target.split("\n", 1)[1]
+        old, target = ("French", "English") if "Person" in e.prompt else ("Apple", "Google")
+        fact = e.prompt.split("Fact: ")[1].split(" (was: ")[0]
+        new = apply_script(answer, script, fact)
+        assert mentions(new, target) and not mentions(new, old), (answer, new)
+        if mentions(answer, old):  # minimal: the answer with only the target changed
+            assert script == f"{old} => {target}" and new == replace_target(answer, old, target)
+    assert {e.origin.split("-")[0] for e in ex} == {"served", "template"}
+    assert build_examples(facts, None, 11, 8, seed=1)[0].origin.startswith("template")
+
+
+def test_rewrite_target_and_templates() -> None:
+    assert rewrite_target(CEO, "John Smith, since 2019.") == "Jane Doe, since 2019."
+    assert rewrite_target(CEO, "No idea.") == "The CEO of Acme is Jane Doe."
+    long = "I am not sure who currently leads the company, it changes often."
+    assert rewrite_target(CEO, long) == "The CEO of Acme is Jane Doe. " + long
+    rng = random.Random(0)
+    for q in ("The CEO of Acme is", "Who runs Acme?"):
+        for _ in range(20):
+            assert "John Smith" in template_answer(q, "John Smith", "Acme", rng)
+
+
+def test_broken_training_file(tmp_path: Path) -> None:
+    root = _train_root(tmp_path)
+    (root / "zsre" / "zsre_mend_train-1k.json").write_text("{not json")
+    with pytest.raises(EditFileError, match="cannot read the post-editor's training file"):
+        read_facts(root)
+    write(root / "zsre" / "zsre_mend_train-1k.json", [{"subject": "x"}])
+    with pytest.raises(EditFileError, match="lacks"):
+        read_facts(root)
+
+
+def test_prefixes_for_the_postedit_suites() -> None:
+    from bbedit.evaluation.harness import system_prefix
+
+    assert system_prefix("bbedit") == "" and system_prefix("none") == "baseline_none_"
+    assert system_prefix("postedit", "postedit") == ""
+    assert system_prefix("bbedit", "postedit") == "ike_" and system_prefix("replace", "postedit") == "baseline_"
+    assert system_prefix("none", "postedit") == "baseline_none_"
+
+
+# -- the learned post-editor (slow: loads SmolLM2 with the shipped adapter) -----------------------------
+
+@pytest.fixture(scope="module")
+def post_editor() -> PostEditor:
+    pe = PostEditor(threads=2)
+    pe.load()
+    return pe
+
+
+@pytest.mark.slow
+def test_learned_editor_rewrites_in_scope_and_keeps_the_rest(post_editor: PostEditor) -> None:
+    answer = "The CEO of Acme is John Smith, who took over in 2019."
+    r = post_editor.rewrite("Who is the CEO of Acme?", answer, CEO)
+    assert r.changed and r.text == "The CEO of Acme is Jane Doe, who took over in 2019.", r  # only the fact
+    assert r.script == "John Smith => Jane Doe" and r.tokens == 0  # named verbatim: the exact script, no decoding
+    lang = Edit(subject="Danielle Darrieux", prompt="The mother tongue of Danielle Darrieux is",
+                target_new="English", target_old="French")
+    kept = post_editor.rewrite("The native language of François Bayrou is", "French.", lang)
+    assert not kept.changed and kept.text == "French." and kept.p_keep >= 0.5, kept
+    chunks = list(post_editor.rewrite_stream("Who is the CEO of Acme?", answer, CEO))
+    assert len(chunks) > 1 and "".join(chunks) == r.text
+    assert "".join(post_editor.rewrite_stream("The native language of François Bayrou is", "French.", lang)) == "French."
+    # an edit that does not say what it replaces: the editor finds the old value in the answer itself
+    no_old = Edit(subject="Acme", prompt="The CEO of Acme is", target_new="Jane Doe")
+    r = post_editor.rewrite("Who is the CEO of Acme?", answer, no_old)
+    assert r.changed and mentions(r.text, "Jane Doe") and r.tokens > 0, r  # the model wrote this script
+    model_only = PostEditor(post_editor.config, rule_spans=False)
+    model_only._lm, model_only._tok = post_editor._lm, post_editor._tok
+    model_only._keep_id, model_only._edit_id, model_only._nl_id = (post_editor._keep_id, post_editor._edit_id,
+                                                                    post_editor._nl_id)
+    r = model_only.rewrite("Who is the CEO of Acme?", answer, CEO)
+    assert r.tokens > 0 and r.text == "The CEO of Acme is Jane Doe, who took over in 2019.", r
+
+
+@pytest.mark.slow
+def test_pipeline_with_the_post_editor(backend: Any, memory: Any, post_editor: PostEditor) -> None:
+    from bbedit.pipeline import EditedModel
+
+    memory.add(Edit(subject="Eiffel Tower", prompt="The Eiffel Tower is located in", target_new="Rome",
+                    target_old="Paris", id="eiffel"))
+    model = EditedModel(backend, memory, editor=post_editor)
+    ans = model.ask("Which city is the Eiffel Tower located in?", max_tokens=40, temperature=0)
+    assert ans.edit is not None and ans.edit.id == "eiffel"
+    assert ans.original_text and ans.text != ans.original_text and mentions(ans.text, "Rome"), ans
+    plain = backend.generate([{"role": "user", "content": "What is the boiling point of water?"}], max_tokens=24,
+                             temperature=0)
+    out = model.ask("What is the boiling point of water?", max_tokens=24, temperature=0)
+    assert out.edit is None and out.text == plain  # out of scope: untouched
+    decision, chunks = model.stream([{"role": "user", "content": "Which city is the Eiffel Tower located in?"}],
+                                    max_tokens=40, temperature=0)
+    assert decision.edit is not None and "".join(chunks).strip() == ans.text
+
+
+@pytest.mark.slow
+def test_training_writes_a_small_adapter_that_loads(tmp_path: Path) -> None:
+    from bbedit.editors.postedit.train import TrainConfig, train
+
+    root = _train_root(tmp_path)
+    out = tmp_path / "adapter"
+    s = train(TrainConfig(out=str(out), data_root=str(root), n_counterfact=6, n_zsre=4, served_answers=False,
+                          batch_size=4, threads=2, exclude_eval_subjects=False), progress=False)
+    assert (out / "adapter_model.safetensors").stat().st_size < 6_000_000
+    saved = json.loads((out / "training.json").read_text())
+    assert saved["examples"] == s["examples"] > 0 and saved["steps"] >= 1 and saved["loss_curve"]
+    assert 0 <= saved["validation"]["decision_accuracy"] <= 1 and saved["train_files"][0].startswith("counterfact")
+    pe = PostEditor(adapter=str(out), threads=2)
+    r = pe.rewrite("Who runs Acme?", "John Smith.", CEO)
+    assert isinstance(r.text, str) and 0 <= r.p_keep <= 1
+
+
+@pytest.mark.slow
+def test_postedit_suite_reports_the_postedit_keys(tmp_path: Path, llama_server: Any) -> None:
+    from bbedit.evaluation.runner import run_suite
+    from tests.test_eval_runner import _server_backend, suite_file
+
+    write(tmp_path / "data" / "pe" / "edit_data.json", POSTEDIT_EDITS[:2])
+    write(tmp_path / "data" / "pe" / "query_data.json", POSTEDIT_QUERIES)
+    p = suite_file(tmp_path, suite="tiny-pe", dataset={"path": "pe/query_data.json"},
+                   backend=_server_backend(llama_server), generation={"max_tokens": 24}, workers=2,
+                   systems=["none", "bbedit", "postedit", "replace"],
+                   options={"primary": "postedit", "original": "reference", "postedit": {"threads": 2}})
+    out = run_suite(p, data_root=tmp_path / "data", results_root=tmp_path / "res", cache_dir=tmp_path / "cache")
+    res = json.loads((out / "results.json").read_text())
+    h = res["headline"]
+    for pre in ("", "ike_", "baseline_"):
+        for k in ("edit_success_naive", "edit_success_paraphrase", "neighbor_untouched", "rouge1_retention"):
+            assert 0 <= h[pre + k] <= 1, pre + k
+    assert h["baseline_rewrite_p50_s_all"] >= 0 and "rewrite_p50_s_all" in h
+    rec = {r["query"]: r for r in res["records"]}
+    first = rec[POSTEDIT_QUERIES[0]["query"]]
+    # the recorded answers are the dataset's text: records keep whether they changed, not the text
+    assert "original" not in first and "postedit" not in first and "replace" not in first
+    assert first["replace_changed"] and first["postedit_changed"] and first["postedit_p_keep"] < 0.5
+    assert first["postedit_script"] == "French => English"
+    assert res["by_query_type"]["postedit"]["paraphrase"]["edit_success"] == 1.0
+    assert res["by_query_type"]["postedit"]["paraphrase"]["rouge1_retention"] == 1.0  # only the target changed
+    assert "PostEdit view" in (out / "report.md").read_text() and (out / "postedit.png").stat().st_size > 0
+
+
+def test_postedit_table_and_headline() -> None:
+    from bbedit.evaluation import postediting as P
+    from bbedit.evaluation.cases import Case, Probe
+    from bbedit.evaluation.editing import Item
+    from bbedit.types import Completion
+
+    lang = Edit(subject="D", prompt="The mother tongue of D is", target_new="English", target_old="French", id="p0")
+    case = Case("p0", (lang,), ())
+    probes = [Probe("The mother tongue of D is", "reliability", ("English",), ("French",), label="naive"),
+              Probe("D speaks", "generalization", ("English",), ("French",), label="paraphrase"),
+              Probe("B speaks", "locality", ("French",), ("English",), label="neighbor")]
+    items = [Item(case, p) for p in probes]
+    base = [Completion("French, of course."), Completion("French."), Completion("French.")]
+    edited = [Completion("English, of course."), Completion("French."), Completion("English.")]
+    t = P.by_query_type(items, edited, base, [1.0, 1.0, 0.5])
+    assert t["naive"]["edit_success"] == 1.0 and t["paraphrase"]["edit_success"] == 0.0
+    assert t["neighbor"]["untouched"] == 0.0 and t["naive"]["untouched"] == 0.0 and t["paraphrase"]["untouched"] == 1.0
+    assert t["naive"]["rouge1_retention"] == 1.0  # only the target changed: masked, nothing lost
+    assert t["overall"]["sbert_retention"] == pytest.approx(2.5 / 3) and t["in_scope"]["edit_success"] == 0.5
+    assert P.true_neighbour_untouched(items, edited, base, {"B speaks": {"x"}}) is None  # its only neighbour is shared
+    h = P.headline({"postedit": t, "replace": t, "bbedit": t, "none": t},
+                   {"postedit": {"rewrite_p50_s": 0.2}}, "postedit")
+    assert h["edit_success_naive"] == 1.0 and h["baseline_edit_success_naive"] == 1.0
+    assert h["ike_neighbor_untouched"] == 0.0 and h["rewrite_p50_s"] == 0.2 and not any(k.startswith("baseline_none")
+                                                                                          for k in h)
+    recs = [{"latency_s": s, "changed": True, "answer_tokens": n} for s, n in [(0.1, 50), (0.3, 60), (9.0, 300)]]
+    lat = P.rewrite_latency(recs)
+    assert lat["rewrite_p50_s"] == pytest.approx(0.2) and lat["rewrite_p50_s_all"] == 0.3 and lat["n_rewrites"] == 3
+
+
+def test_a_post_editor_routes_at_its_own_lower_threshold() -> None:
+    from bbedit.pipeline import decide
+    from bbedit.types import GateDecision
+
+    class FixedGate:  # a ScopeGate whose best candidate always scores 0.4
+        name, threshold, k = "fixed", 0.65, 5
+
+        def scores(self, query: str, retrieval: Any = None) -> GateDecision:
+            return GateDecision(CEO, 0.4, ((CEO, 0.4),))
+
+        def decide(self, query: str, retrieval: Any = None) -> GateDecision:
+            d = self.scores(query)
+            return d if d.score >= self.threshold else GateDecision(None, d.score, d.candidates)
+
+    gate = FixedGate()
+    assert decide(gate, "q", None).edit is None and decide(gate, "q", None, 0.9).edit is None  # never above the gate's
+    assert decide(gate, "q", None, 0.3).edit == CEO and decide(gate, "q", None, 0.5).edit is None
+    assert PostEditConfig().gate_threshold == 0.3 and not hasattr(ReplaceEditor(), "gate_threshold")
+    with pytest.raises(ConfigError, match="gate_threshold"):
+        PostEditConfig(gate_threshold=2.0)
