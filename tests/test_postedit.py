@@ -65,6 +65,8 @@ def test_edit_scripts() -> None:
         "Acme is led by Jane Doe. Jane Doe joined in 2019."
     assert apply_script("No idea.", "= " + fact, fact) == fact
     assert apply_script("Long answer here.", "+ " + fact, fact) == fact + " Long answer here."
+    assert apply_script("No idea.", "= The CEO of Jane Doe is", fact) == fact  # the fact, not the decoded text
+    assert apply_script("No idea.", "+", fact) == fact + " No idea."
     # a span the answer does not contain is ignored; with nothing applied, the fact is stated
     assert apply_script("Bob Jones runs it.", "John Smith => Jane Doe", fact) == fact
     assert apply_script("Bob Jones runs it.", "gibberish", fact) == fact

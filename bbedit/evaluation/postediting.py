@@ -37,7 +37,9 @@ def make_post_editor(ctx: RunContext, system: str) -> Any:
 
 def _editor_id(editor: Any) -> str:
     """Identifies the editor's behaviour for the cache: its name, config and adapter weights."""
-    parts = [editor.name, repr(getattr(editor, "config", ""))]
+    from bbedit.editors.postedit.editor import SCRIPT_VERSION
+
+    parts = [editor.name, repr(getattr(editor, "config", "")), str(SCRIPT_VERSION)]
     folder = getattr(editor, "adapter_dir", None)
     if folder is not None:
         parts.append(hashlib.sha256((Path(folder) / "adapter_model.safetensors").read_bytes()).hexdigest())

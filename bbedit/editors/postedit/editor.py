@@ -38,6 +38,7 @@ from bbedit.types import Edit, Message
 log = logging.getLogger(__name__)
 
 PROMPT_FILE = "postedit/editor.txt"
+SCRIPT_VERSION = 2  # how scripts are decoded and applied; part of the eval cache key
 KEEP, EDIT = " keep", " edit"
 
 
@@ -148,6 +149,8 @@ class PostEditor:
                 if nxt == tok.eos_token_id:
                     break
                 generated.append(nxt)
+                if len(generated) == 1 and str(tok.decode(generated)).strip()[:1] in ("=", "+"):
+                    break  # "state the fact": the rest of the script is the edit's own sentence
                 step = lm(input_ids=torch.tensor([[nxt]]), past_key_values=step.past_key_values, use_cache=True)
                 passes += 1
         script = str(tok.decode(generated, skip_special_tokens=True))

@@ -63,16 +63,17 @@ def script_for(edit: Edit, answer: str, fact: str) -> str:
 
 
 def apply_script(answer: str, script: str, fact: str) -> str:
-    """``answer`` after an edit script (see :func:`script_for`). A "<span> => <new>" line whose span the
+    """``answer`` after an edit script (see :func:`script_for`). "=" and "+" state ``fact`` (whatever
+    text follows them: the model only chooses the operation). A "<span> => <new>" line whose span the
     answer does not contain is ignored; if no line applies, the fact is stated as for an answer that
     does not name the old value."""
     out, applied = answer, False
     for line in script.strip().splitlines():
         line = line.strip()
-        if line.startswith("= ") and line[2:].strip():
-            return line[2:].strip()
-        if line.startswith("+ ") and line[2:].strip():
-            return f"{line[2:].strip()} {answer.strip()}"
+        if line.startswith("="):  # the fact itself is the edit's own sentence, never decoded text
+            return fact
+        if line.startswith("+"):
+            return f"{fact} {answer.strip()}"
         span, sep, new = line.partition(" => ")
         if sep and span.strip() and new.strip() and mentions(out, span):
             out, applied = replace_target(out, span.strip(), new.strip()), True
