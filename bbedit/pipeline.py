@@ -30,15 +30,6 @@ def last_user_text(messages: Sequence[Message]) -> str:
     raise ConfigError("the conversation has no user message")
 
 
-def decide(gate: ScopeGate, query: str, retrieval: Any, threshold: float | None = None) -> GateDecision:
-    """The gate's decision, at ``threshold`` instead of the gate's own when that is lower (an editor
-    with a second filter of its own, like the post-editor's keep decision, asks for this)."""
-    if threshold is None or threshold >= gate.threshold:
-        return gate.decide(query, retrieval)
-    d = gate.scores(query, retrieval)
-    return d if d.edit is not None and d.score >= threshold else GateDecision(None, d.score, d.candidates)
-
-
 class EditedModel:
     """A backend with edits applied from outside.
 
@@ -63,7 +54,7 @@ class EditedModel:
         query = last_user_text(messages)
         r = self.memory.retrieve(query, self.k)
         t1 = time.perf_counter()
-        d = decide(self.gate, query, r, getattr(self.editor, "gate_threshold", None))
+        d = self.gate.decide(query, r, getattr(self.editor, "gate_threshold", None))
         t2 = time.perf_counter()
         return d, {"retrieve_s": t1 - t0, "gate_s": t2 - t1}
 

@@ -12,7 +12,7 @@ import pytest
 
 from bbedit.editors.base import make_editor
 from bbedit.editors.postedit import PostEditConfig, PostEditor, ReplaceEditor, render_prompt
-from bbedit.editors.postedit.data import build_examples, read_facts, rewrite_target, template_answer
+from bbedit.editors.postedit.data import build_examples, read_facts, template_answer
 from bbedit.editors.postedit.editor import EDIT, KEEP, _chunks
 from bbedit.editors.postedit.text import apply_script, mentions, replace_target, script_for
 from bbedit.errors import ConfigError, EditFileError, ModelNotFound
@@ -140,6 +140,11 @@ def test_training_examples(tmp_path: Path) -> None:
 
 
 def test_rewrite_target_and_templates() -> None:
+    fact = "The CEO of Acme is Jane Doe."
+
+    def rewrite_target(edit: Edit, answer: str) -> str:  # the minimal rewrite the training scripts produce
+        return apply_script(answer, script_for(edit, answer, fact), fact)
+
     assert rewrite_target(CEO, "John Smith, since 2019.") == "Jane Doe, since 2019."
     assert rewrite_target(CEO, "No idea.") == "The CEO of Acme is Jane Doe."
     long = "I am not sure who currently leads the company, it changes often."
@@ -299,22 +304,15 @@ def test_postedit_table_and_headline() -> None:
 
 
 def test_a_post_editor_routes_at_its_own_lower_threshold() -> None:
-    from bbedit.pipeline import decide
-    from bbedit.types import GateDecision
+    from bbedit.scope.gate import GateBase
 
-    class FixedGate:  # a ScopeGate whose best candidate always scores 0.4
-        name, threshold, k = "fixed", 0.65, 5
+    class FixedGate(GateBase):  # the shared threshold logic over a scorer whose best candidate scores 0.4
+        def _ranked(self, query: str, retrieval: Any) -> list[tuple[Any, float]]:
+            return [(CEO, 0.4)]
 
-        def scores(self, query: str, retrieval: Any = None) -> GateDecision:
-            return GateDecision(CEO, 0.4, ((CEO, 0.4),))
-
-        def decide(self, query: str, retrieval: Any = None) -> GateDecision:
-            d = self.scores(query)
-            return d if d.score >= self.threshold else GateDecision(None, d.score, d.candidates)
-
-    gate = FixedGate()
-    assert decide(gate, "q", None).edit is None and decide(gate, "q", None, 0.9).edit is None  # never above the gate's
-    assert decide(gate, "q", None, 0.3).edit == CEO and decide(gate, "q", None, 0.5).edit is None
+    gate = FixedGate(None, threshold=0.65)  # type: ignore[arg-type]
+    assert gate.decide("q").edit is None and gate.decide("q", None, 0.9).edit is None  # never above the gate's
+    assert gate.decide("q", None, 0.3).edit == CEO and gate.decide("q", None, 0.5).edit is None
     assert PostEditConfig().gate_threshold == 0.3 and not hasattr(ReplaceEditor(), "gate_threshold")
     with pytest.raises(ConfigError, match="gate_threshold"):
         PostEditConfig(gate_threshold=2.0)

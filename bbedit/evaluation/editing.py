@@ -16,6 +16,7 @@ from typing import Any
 
 from bbedit.errors import ConfigError
 from bbedit.evaluation import metrics as M
+from bbedit.evaluation import postediting
 from bbedit.evaluation.calls import pmap
 from bbedit.evaluation.cases import Case, Dataset, Probe, load_dataset
 from bbedit.evaluation.harness import (
@@ -189,14 +190,13 @@ def headline_key(system: str, protocol: str, metric: str, primary: str = "bbedit
 
 def post_edit_systems(ctx: RunContext, items: Sequence[Item], systems: Sequence[str], memory: Any, gate: Any,
                       routes: dict[str, list[Route]], answers: dict[str, list[Completion]],
-                      route_ms: dict[str, float]) -> tuple[list[Completion], dict[str, list[dict[str, Any]]]]:
+                      route_ms: dict[str, float]
+                      ) -> tuple[list[Completion], dict[str, list[dict[str, Any]]], dict[str, float]]:
     """Answers of the post-editing systems (added to ``answers``/``routes``), the original answers they
-    rewrote, and each system's rewrite records."""
-    from bbedit.evaluation import postediting
-
+    rewrote, each system's rewrite records, and the gate thresholds of those routed below the gate's."""
     post = [s for s in systems if s in POST_EDITORS]
     if not post:
-        return answers["none"], {}
+        return answers["none"], {}, {}
     if "bbedit" not in routes:
         routes["bbedit"], route_ms["bbedit"] = route_all("bbedit", [it.probe.text for it in items], memory, gate)
     if ctx.cfg.options.get("original", "model") == "reference":
@@ -207,17 +207,17 @@ def post_edit_systems(ctx: RunContext, items: Sequence[Item], systems: Sequence[
         originals = [Completion(str(it.probe.reference)) for it in items]
     else:
         originals = answers["none"]
-    recs = {}
+    recs, thresholds = {}, {}
     for s in post:
         editor = postediting.make_post_editor(ctx, s)
         threshold = getattr(editor, "gate_threshold", None)
         if threshold is not None and threshold < gate.threshold:
             routes[s], route_ms[s] = route_all(s, [it.probe.text for it in items], memory, gate, threshold)
-            ctx.notes[f"{s}_gate_threshold"] = threshold
+            thresholds[f"{s}_gate_threshold"] = threshold
         else:
             routes[s], route_ms[s] = routes["bbedit"], route_ms["bbedit"]
         answers[s], recs[s] = postediting.post_edit_all(ctx, editor, s, items, routes[s], originals)
-    return originals, recs
+    return originals, recs, thresholds
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
@@ -234,11 +234,12 @@ def run(ctx: RunContext) -> dict[str, Any]:
     systems = list(dict.fromkeys(["none", *cfg.systems]))  # the unedited answers are the locality reference
     direct = [s for s in systems if s not in POST_EDITORS]
     routes, requests, answers, route_ms = answer_all(ctx, items, memory, gate, editor, direct)
-    originals, rewrites = post_edit_systems(ctx, items, systems, memory, gate, routes, answers, route_ms)
+    originals, rewrites, thresholds = post_edit_systems(ctx, items, systems, memory, gate, routes, answers, route_ms)
     primary = str(cfg.options.get("primary", "bbedit"))
     results: dict[str, dict[str, dict[str, float]]] = {"generation": {}, "probability": {}}
     by_type: dict[str, dict[str, dict[str, float]]] = {}
-    shared_nb: dict[str, set[str]] | None = None
+    postedit_view = data.format == "postedit" or bool(rewrites)  # some system gets PostEdit's table
+    shared_nb = postediting.neighbours_in_scope(ctx, items, edits) if postedit_view else {}
     for s in systems:
         base = originals if s in POST_EDITORS else answers["none"]
         per = score_generation(items, answers[s], base)
@@ -246,11 +247,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         if cfg.options.get("semantic_retention", data.format == "postedit"):
             per["semantic_retention"] = semantic = semantic_retention(items, answers[s], base)
         if data.format == "postedit" or s in POST_EDITORS:
-            from bbedit.evaluation import postediting
-
             by_type[s] = postediting.by_query_type(items, answers[s], base, semantic)
-            if shared_nb is None:
-                shared_nb = postediting.neighbours_in_scope(ctx, items, edits)
             true_nb = postediting.true_neighbour_untouched(items, answers[s], base, shared_nb)
             if shared_nb and true_nb is not None:
                 by_type[s].setdefault("neighbor", {})["untouched_true_neighbours"] = true_nb
@@ -278,9 +275,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         for s, summary in by_sys.items():
             for k, v in summary.items():
                 headline[headline_key(s, proto, k, primary)] = v
-    if by_type:
-        from bbedit.evaluation import postediting
-
+    if postedit_view:
         latency = {s: postediting.rewrite_latency(r) for s, r in rewrites.items()}
         if "bbedit" in answers:
             latency["bbedit"] = ike_latency(answers["bbedit"], routes["bbedit"])
@@ -309,7 +304,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         for rec, o in zip(records, originals, strict=True):
             rec["original"] = o.text
     out = {"headline": headline, "results": results, "records": records, "systems": systems,
-           "by_query_type": by_type, "primary": primary, "gate_threshold": gate.threshold, **ctx.notes,
+           "by_query_type": by_type, "primary": primary, "gate_threshold": gate.threshold, **thresholds,
            "dataset": {"name": data.name, "format": data.format, "skipped": data.skipped,
                        "n_extra_edits": len(data.extra_edits)}}
     _augment(ctx, out, data, edits)

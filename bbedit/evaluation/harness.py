@@ -121,7 +121,6 @@ class RunContext:
     data_root: Path = DATA_ROOT
     results_root: Path = RESULTS_ROOT
     cache_dir: Path | None = None  # None: no persistent cache
-    notes: dict[str, Any] = field(default_factory=dict)  # run facts a task adds to its results (not the headline)
     _stack: Any = None
     _model: CachedModel | None = None
     _scorer: CachedScorer | None = None
@@ -222,10 +221,8 @@ def make_editor(cfg: SuiteConfig) -> Any:
 def route_all(system: str, queries: Sequence[str], memory: Any, gate: Any,
               threshold: float | None = None) -> tuple[list[Route], float]:
     """Route every query for ``system`` (at ``threshold`` when it is below the gate's, see
-    :func:`bbedit.pipeline.decide`); returns the routes and the amortised routing time per query in
-    ms (retrieval + gate, batched)."""
-    from bbedit.pipeline import decide
-
+    :meth:`bbedit.scope.gate.GateBase.decide`); returns the routes and the amortised routing time per
+    query in ms (retrieval + gate, batched)."""
     if system == "none" or memory is None or not queries:
         return [Route(None) for _ in queries], 0.0
     t0 = time.perf_counter()
@@ -234,7 +231,7 @@ def route_all(system: str, queries: Sequence[str], memory: Any, gate: Any,
         part = list(queries[b:b + 512])
         for q, r in zip(part, memory.retrieve_many(part, gate.k), strict=True):
             if system != "always":
-                d = decide(gate, q, r, threshold)
+                d = gate.decide(q, r, threshold)
                 routes.append(Route(d.edit, d.score))
             else:  # always
                 routes.append(Route(r.hits[0].edit, r.hits[0].score) if r.hits else Route(None))

@@ -37,7 +37,8 @@ class ScopeGate(Protocol):
     name: str
     threshold: float
 
-    def decide(self, query: str, retrieval: Retrieval | None = None) -> GateDecision: ...
+    def decide(self, query: str, retrieval: Retrieval | None = None,
+               threshold: float | None = None) -> GateDecision: ...
 
     def scores(self, query: str, retrieval: Retrieval | None = None) -> GateDecision:
         """Like ``decide`` but ``edit`` is the best candidate whatever its score."""
@@ -69,10 +70,14 @@ class GateBase:
             return GateDecision(None, 0.0, ())
         return GateDecision(ranked[0][0], ranked[0][1], tuple(ranked))
 
-    def decide(self, query: str, retrieval: Retrieval | None = None) -> GateDecision:
-        """The edit ``query`` is about, or ``edit=None`` when it is out of scope."""
+    def decide(self, query: str, retrieval: Retrieval | None = None,
+               threshold: float | None = None) -> GateDecision:
+        """The edit ``query`` is about, or ``edit=None`` when it is out of scope. ``threshold`` lowers
+        the gate's own for this call (never raises it): an editor with a second filter of its own,
+        like the post-editor's keep decision, asks for that."""
         d = self.scores(query, retrieval)
-        if d.edit is None or d.score < self.threshold:
+        limit = self.threshold if threshold is None else min(threshold, self.threshold)
+        if d.edit is None or d.score < limit:
             return GateDecision(None, d.score, d.candidates)
         return d
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
 
-from bbedit.backends import Backend
-from bbedit.editors.base import EditorOutput
 from bbedit.editors.ike import fact_sentence
-from bbedit.editors.postedit.editor import Rewrite
+from bbedit.editors.postedit.editor import PostEditing, Rewrite
 from bbedit.editors.postedit.text import mentions, replace_target
-from bbedit.types import Edit, Message
+from bbedit.types import Edit
 
 
-class ReplaceEditor:
+class ReplaceEditor(PostEditing):
     """Post-edits by rule: every mention of the old target becomes the new one; an answer that does
     not name the old target (or an edit without one) is replaced by the edit's fact sentence.
     It cannot tell that an answer is about something else: every routed answer is changed."""
@@ -31,13 +28,3 @@ class ReplaceEditor:
 
     def rewrite_stream(self, query: str, answer: str, edit: Edit) -> Iterator[str]:
         yield self.rewrite(query, answer, edit).text
-
-    def answer(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> EditorOutput:
-        """Ask the backend as usual, then rewrite. Raises BackendError from the backend."""
-        from bbedit.pipeline import last_user_text
-
-        original = backend.generate(list(messages), **opts)
-        return EditorOutput(self.rewrite(last_user_text(messages), original, edit).text, original)
-
-    def stream(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> Iterator[str]:
-        yield self.answer(backend, messages, edit, **opts).text

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bbedit.editors.ike import fact_sentence
 from bbedit.editors.postedit.editor import EDIT, KEEP, render_prompt
-from bbedit.editors.postedit.text import apply_script, mentions, script_for
+from bbedit.editors.postedit.text import mentions, script_for
 from bbedit.errors import EditFileError
 from bbedit.types import Edit, Message
 
@@ -119,12 +119,6 @@ def answer_request(query: str, fact: str) -> list[Message]:
     """What the served model is asked to get a realistic answer that states ``fact``."""
     return [{"role": "system", "content": f"Answer the user. A fact you know: {fact}"},
             {"role": "user", "content": query}]
-
-
-def rewrite_target(edit: Edit, answer: str) -> str:
-    """The minimal rewrite of ``answer`` for ``edit`` (what the trained script produces)."""
-    fact = fact_sentence(edit)
-    return apply_script(answer, script_for(edit, answer, fact), fact)
 
 
 def build_examples(facts: Sequence[Fact], ask: Callable[[list[list[Message]]], list[str]] | None,

@@ -74,7 +74,34 @@ class Rewrite:
     script: str = ""
 
 
-class PostEditor:
+class PostEditing:
+    """The :class:`~bbedit.editors.base.Editor` protocol for editors that rewrite the backend's answer:
+    subclasses give ``rewrite`` and ``rewrite_stream``."""
+
+    name: str
+
+    def rewrite(self, query: str, answer: str, edit: Edit) -> Rewrite:
+        raise NotImplementedError
+
+    def rewrite_stream(self, query: str, answer: str, edit: Edit) -> Iterator[str]:
+        raise NotImplementedError
+
+    def answer(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> EditorOutput:
+        """Ask the backend as usual, then post-edit its answer. Raises BackendError from the backend."""
+        from bbedit.pipeline import last_user_text
+
+        original = backend.generate(list(messages), **opts)
+        return EditorOutput(self.rewrite(last_user_text(messages), original, edit).text, original)
+
+    def stream(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> Iterator[str]:
+        """The backend's whole answer is needed before it can be post-edited; the rewrite streams."""
+        from bbedit.pipeline import last_user_text
+
+        original = backend.generate(list(messages), **opts)
+        yield from self.rewrite_stream(last_user_text(messages), original, edit)
+
+
+class PostEditor(PostEditing):
     """The learned post-editor; ``config`` or keyword overrides of :class:`PostEditConfig`.
 
     The model loads on first use (a few seconds; the first use of the packaged GGUF converts it
@@ -163,23 +190,6 @@ class PostEditor:
         text = self.rewrite(query, answer, edit).text
         yield from _chunks(text)
 
-    # -- the Editor protocol -------------------------------------------------------------------------
-    def answer(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> EditorOutput:
-        """Ask the backend as usual, then post-edit its answer. Raises BackendError from the backend."""
-        from bbedit.pipeline import last_user_text
-
-        original = backend.generate(list(messages), **opts)
-        r = self.rewrite(last_user_text(messages), original, edit)
-        return EditorOutput(r.text, original)
-
-    def stream(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> Iterator[str]:
-        """The backend's whole answer is needed before it can be post-edited; the rewrite streams."""
-        from bbedit.pipeline import last_user_text
-
-        original = backend.generate(list(messages), **opts)
-        yield from self.rewrite_stream(last_user_text(messages), original, edit)
-
-
 def _chunks(text: str, words: int = 4) -> Iterator[str]:
     """``text`` in pieces of a few words that join back to it exactly."""
     parts = re.split(r"(?<=\s)(?=\S)", text)
@@ -187,4 +197,4 @@ def _chunks(text: str, words: int = 4) -> Iterator[str]:
         yield "".join(parts[i:i + words])
 
 
-__all__ = ["PostEditor", "Rewrite", "adapter_path", "render_prompt"]
+__all__ = ["PostEditing", "PostEditor", "Rewrite", "adapter_path", "render_prompt"]

@@ -46,10 +46,15 @@ def replace_target(text: str, old: str, new: str) -> str:
 
 
 
+def _short(answer: str) -> bool:
+    """An answer short enough to be replaced by the fact sentence rather than kept after it."""
+    return len(answer.split()) < 8
+
+
 def state_fact(answer: str, fact: str) -> str:
     """An answer that does not name the old value: a short one is replaced by the fact sentence, a
     longer one keeps its text after it."""
-    return fact if len(answer.split()) < 8 else f"{fact} {answer.strip()}"
+    return fact if _short(answer) else f"{fact} {answer.strip()}"
 
 
 def script_for(edit: Edit, answer: str, fact: str) -> str:
@@ -59,7 +64,7 @@ def script_for(edit: Edit, answer: str, fact: str) -> str:
     m = target_pattern(edit.target_old).search(answer) if edit.target_old and edit.target_old.strip() else None
     if m:
         return f"{m.group(0)} => {edit.target_new}"
-    return ("= " if len(answer.split()) < 8 else "+ ") + fact
+    return ("= " if _short(answer) else "+ ") + fact
 
 
 def apply_script(answer: str, script: str, fact: str) -> str:
