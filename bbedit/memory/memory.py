@@ -108,6 +108,8 @@ class EditMemory:
         dim = int(stored_dim) if stored_dim and same_embedder else self.embedder.dim
         self._store.dim = dim
         self._lock = threading.RLock()
+        self._index_kind, self._hnsw_threshold = index_kind, hnsw_threshold
+        self._version: str | None = None  # the database version the structures below reflect
         self._index = VectorIndex(dim, kind=index_kind, hnsw_threshold=hnsw_threshold)
         self._subjects = SubjectIndex()
         self._edits: dict[int, Edit] = {}
@@ -125,15 +127,72 @@ class EditMemory:
         if stored != self.embedder_name or self._store.get_meta("dim") is None:
             self._store.set_meta("embedder", self.embedder_name)
             self._store.set_meta("dim", str(self._store.dim))
+        self._reload()
+        if self._edits:
+            self._load_index_cache()
+        log.debug("loaded %d active edits from %s", len(self._edits), self.path or "memory")
+
+    def _reload(self) -> None:
+        """Rebuild the in-process structures from the database's active rows, then swap them in."""
+        version = self._store.version()  # read first: a write landing meanwhile only causes another reload
+        index = VectorIndex(self._store.dim, kind=self._index_kind, hnsw_threshold=self._hnsw_threshold)
+        subjects, edits, row_of, ctxs = SubjectIndex(), {}, {}, {}
         rows, embs = [], []
         for r in self._store.rows(active_only=True):
-            self._register(r.row, r.edit, r.ctx)
+            edits[r.row], row_of[r.edit.id], ctxs[r.row] = r.edit, r.row, r.ctx
+            subjects.add(r.row, r.edit.names)
             rows.append(r.row)
             embs.append(r.emb)
         if rows:
-            self._index.add(rows, np.stack(embs))
-            self._load_index_cache()
-        log.debug("loaded %d active edits from %s", len(rows), self.path or "memory")
+            index.add(rows, np.stack(embs))
+        with self._lock:
+            self._index, self._subjects, self._edits, self._row_of, self._ctx = index, subjects, edits, row_of, ctxs
+            self._version = version
+
+    def _wrote(self) -> None:
+        """Called after each write of ours: track the database version, and reload if another
+        process had written since we last looked (its rows must not be missed)."""
+        before, after = self._store.last_write
+        missed = before != self._version
+        self._version = after
+        if missed:
+            log.info("memory %s was changed by another process; reloading it", self.path)
+            self._reload()
+
+    def refresh(self) -> bool:
+        """Pick up changes another process (e.g. ``bbedit edits add``) made to this memory's database.
+
+        One cheap read of the database's write counter; when it moved, the active edits are read
+        again and the search structures rebuilt. Returns whether anything was reloaded.
+        Raises :class:`MemoryCorrupt` when the database has become unreadable.
+        """
+        if self._store.version() == self._version:
+            return False
+        with self._lock:
+            if self._store.version() == self._version:
+                return False
+            self._reload()
+        log.info("reloaded memory %s (changed by another process): %d active edits", self.path, len(self))
+        return True
+
+    def check_index(self) -> int:
+        """Verify that the search structures agree with the database: the same active edits under the
+        same rows, the stored vectors, and each edit found first by a search for its own vector.
+        Returns the number of active edits. Raises :class:`MemoryCorrupt` on any disagreement."""
+        with self._lock:
+            stored = list(self._store.rows(active_only=True))
+            if {r.row for r in stored} != set(self._edits) or len(self._index) != len(stored):
+                raise MemoryCorrupt(f"index holds {len(self._index)} edits, the database {len(stored)} active ones")
+            for r in stored:
+                if self._edits[r.row].id != r.edit.id or not np.array_equal(self._index.vector(r.row), r.emb):
+                    raise MemoryCorrupt(f"edit {r.edit.id!r}: the index disagrees with its stored row")
+            for b in range(0, len(stored), 1024):
+                chunk = stored[b:b + 1024]
+                found = self._index.search(np.stack([r.emb for r in chunk]), 1)
+                for r, f in zip(chunk, found, strict=True):
+                    if not f or (f[0][0] != r.row and not np.array_equal(self._index.vector(f[0][0]), r.emb)):
+                        raise MemoryCorrupt(f"edit {r.edit.id!r}: a search for its own vector does not find it")
+        return len(stored)
 
     # The HNSW graph is a cache next to the database, valid only for the store version it was
     # written at; anything else (a crash, another writer) just means it is rebuilt.
@@ -167,6 +226,7 @@ class EditMemory:
         edits = self._store.edits()
         embs, ctxs = self._embed(edits)
         self._store.write([], replace=list(zip(edits, embs, ctxs, strict=True)))
+        self._wrote()
 
     def _register(self, row: int, edit: Edit, ctx: np.ndarray) -> None:
         self._edits[row] = edit
@@ -361,6 +421,10 @@ class EditMemory:
             final.append(e)
             same_subject[e.id] = (e, ctx)
         rows = self._store.write(list(zip(final, embs, ctxs, strict=True)), deactivate=deactivate)
+        before = self._version
+        self._wrote()
+        if self._store.last_write[0] != before:  # reloaded from the database: our rows are in already
+            return final
         gone = {old for old, _ in deactivate}
         for old_id in gone:
             if old_id in self._row_of:
@@ -407,6 +471,10 @@ class EditMemory:
             new = self._edits[row].replace(**changes)
             embs, ctxs = self._embed([new])
             self._store.write([], replace=[(new, embs[0], ctxs[0])])
+            if self._store.last_write[0] != self._version:
+                self._wrote()
+                return new
+            self._wrote()
             self._unregister(row)
             self._register(row, new, ctxs[0])
             self._index.add([row], embs[:1])
@@ -417,6 +485,10 @@ class EditMemory:
         with self._lock:
             edit = self.get(edit_id)
             self._store.write([], delete=[edit_id])
+            if self._store.last_write[0] != self._version:
+                self._wrote()
+                return edit
+            self._wrote()
             row = self._row_of.get(edit_id)
             if row is not None:
                 self._unregister(row)
@@ -428,6 +500,7 @@ class EditMemory:
             n = len(self._edits)
             ids = [r.edit.id for r in self._store.rows()]
             self._store.write([], delete=ids)
+            self._wrote()
             for row in list(self._edits):
                 self._unregister(row)
         return n

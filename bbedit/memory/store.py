@@ -61,6 +61,9 @@ class EditStore:
     def __init__(self, path: str | os.PathLike[str] | None, dim: int = 0) -> None:
         self.path = Path(path) if path is not None else None
         self.dim = dim  # the embedding size rows must have; set by the memory once known
+        # (version before, version after) of this connection's last write: lets the memory tell its own
+        # writes from another process's
+        self.last_write: tuple[str | None, str | None] = (None, None)
         self.lock = threading.RLock()
         target = ":memory:" if self.path is None else str(self.path)
         try:
@@ -152,6 +155,7 @@ class EditStore:
             cur = self.conn.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
+                before = cur.execute("SELECT value FROM meta WHERE key='version'").fetchone()
                 new_rows = []
                 for edit, emb, ctx in inserts:
                     cur.execute(
@@ -170,11 +174,17 @@ class EditStore:
                     cur.execute("DELETE FROM edits WHERE id=?", (edit_id,))
                 cur.execute("INSERT INTO meta(key, value) VALUES ('version', '1') ON CONFLICT(key) "
                             "DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+                after = cur.execute("SELECT value FROM meta WHERE key='version'").fetchone()
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+            self.last_write = (None if before is None else str(before[0]), str(after[0]))
         return new_rows
+
+    def version(self) -> str | None:
+        """The write counter of the database (every committed write, from any process, increments it)."""
+        return self.get_meta("version")
 
     def backup_to(self, path: Path) -> None:
         """Copy the whole database to ``path`` (a consistent snapshot)."""
