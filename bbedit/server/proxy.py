@@ -1,0 +1,297 @@
+"""The chat route of the proxy: route with the pipeline, then pass through or edit.
+
+Out of scope (the gate finds no edit, or the conversation does not end with a user message),
+the client's request body goes upstream byte for byte and the upstream's answer comes back byte
+for byte, streamed or not. In scope, the editor of the :class:`~bbedit.pipeline.EditedModel`
+acts on the whole request, so every other field (``n``, tools, ``logprobs``, sampling options,
+vendor extensions) still reaches the upstream:
+
+* an editor that rewrites the conversation (``build_messages``, IKE) changes only ``messages``;
+  the upstream's answer comes back with a ``bbedit`` field added (to every chunk when streaming);
+* an editor that rewrites answers (``rewrite``, the post-editors) gets the upstream's whole answer
+  and rewrites each choice's text; a streaming client receives the result as chunks.
+
+Edited responses carry ``X-BBEdit-Edit: <edit id>`` and ``"bbedit": {"edit_id", "score", "editor"}``.
+The CPU-bound parts (memory retrieval, gate, post-editor) run in a thread pool; the upstream call
+is asynchronous. Nothing on this route writes to the memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from bbedit.errors import ConfigError
+from bbedit.pipeline import EditedModel, last_user_text
+from bbedit.server import sse
+from bbedit.server.config import ServerConfig
+from bbedit.server.errors import APIError, bad_request, error_body
+from bbedit.server.metrics import Metrics
+from bbedit.server.upstream import Upstream, forward_headers, response_headers
+from bbedit.types import Edit, GateDecision, Message
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+EDIT_HEADER = "X-BBEdit-Edit"
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body; raises a 413 :class:`APIError` past ``limit`` bytes (before reading it
+    when ``Content-Length`` says so)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit:
+            raise too_large(limit)
+    return bytes(buf)
+
+
+def too_large(limit: int) -> APIError:
+    return APIError(413, f"request body is larger than the limit of {limit} bytes", code="request_too_large")
+
+
+def parse_object(raw: bytes, what: str = "request body") -> dict[str, Any]:
+    """``raw`` as a JSON object; raises a 400 :class:`APIError` otherwise."""
+    if not raw.strip():
+        raise bad_request(f"the {what} is empty; send a JSON object", code="invalid_json")
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise bad_request(f"the {what} is not valid JSON: {str(e)[:200]}", code="invalid_json") from e
+    if not isinstance(obj, dict):
+        raise bad_request(f"the {what} must be a JSON object, not {type(obj).__name__}", code="invalid_json")
+    return obj
+
+
+def check_chat(body: Mapping[str, Any]) -> tuple[list[Message], bool]:
+    """The messages and the stream flag of a chat request; raises a 400 :class:`APIError` for a request
+    that no OpenAI-compatible server could answer."""
+    if "messages" not in body:
+        raise bad_request("'messages' is required", param="messages", code="missing_required_parameter")
+    messages = body["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("'messages' must be a non-empty array of message objects", param="messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise bad_request(f"messages[{i}] must be an object", param=f"messages[{i}]")
+        if not isinstance(m.get("role"), str):
+            raise bad_request(f"messages[{i}].role must be a string", param=f"messages[{i}].role")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise bad_request("'stream' must be a boolean", param="stream")
+    opts = body.get("stream_options")
+    if opts is not None and not isinstance(opts, dict):
+        raise bad_request("'stream_options' must be an object", param="stream_options")
+    return messages, bool(stream)
+
+
+class EditingProxy:
+    """The chat route over one :class:`EditedModel` (memory, gate, editor) and one upstream.
+
+    Raises :class:`ConfigError` when the model's editor can neither rewrite the conversation
+    (``build_messages``) nor the answer (``rewrite``).
+    """
+
+    def __init__(self, config: ServerConfig, model: EditedModel, upstream: Upstream, pool: ThreadPoolExecutor,
+                 metrics: Metrics) -> None:
+        self.config = config
+        self.model = model
+        self.upstream = upstream
+        self.pool = pool
+        self.metrics = metrics
+        editor = model.editor
+        self._prepare: Callable[..., list[Message]] | None = getattr(editor, "build_messages", None)
+        self._rewrite: Callable[..., Any] | None = None if self._prepare else getattr(editor, "rewrite", None)
+        if self._prepare is None and self._rewrite is None:
+            raise ConfigError(f"editor {editor.name!r} cannot run behind the proxy: it has neither "
+                              "build_messages (rewrites the request) nor rewrite (rewrites the answer)")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the worker pool."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
+
+    # -- routing ------------------------------------------------------------------------------------
+    def _route(self, messages: list[Message]) -> GateDecision | None:
+        if self.model.memory.refresh():
+            self.metrics.reloads.inc()
+        try:
+            decision, _ = self.model.route(messages)
+        except ConfigError:  # no user message: nothing an edit could be about
+            return None
+        return decision
+
+    def warm_up(self) -> None:
+        """Load the embedder, the gate and the editor's model before the first request."""
+        self._route([{"role": "user", "content": "warm-up question about nothing in particular"}])
+        load = getattr(self.model.editor, "load", None)
+        if callable(load):
+            load()
+
+    # -- the route ----------------------------------------------------------------------------------
+    async def chat(self, request: Request) -> Response:
+        t0 = time.perf_counter()
+        raw = await read_body(request, self.config.max_body_bytes)
+        body = parse_object(raw)
+        messages, stream = check_chat(body)
+        try:
+            decision = await self.run(self._route, messages)
+        except UnicodeError as e:
+            raise bad_request(f"a message is not valid Unicode text: {e}", param="messages") from e
+        timing = {"route": time.perf_counter() - t0}
+        self.metrics.routing.observe(timing["route"])
+        headers = forward_headers(request.headers, self.config.upstream_api_key)
+        edit = decision.edit if decision is not None and messages[-1].get("role") == "user" else None
+        if edit is None:
+            self.metrics.decisions.labels("passthrough", "").inc()
+            return await self.forward("chat/completions", raw, headers, stream, timing, t0)
+        assert decision is not None
+        self.metrics.decisions.labels("edited", self.model.editor.name).inc()
+        info = {"edit_id": edit.id, "score": round(float(decision.score), 4), "editor": self.model.editor.name}
+        if self._prepare is not None:
+            return await self._in_context(body, messages, edit, info, headers, stream, timing, t0)
+        return await self._post_edit(body, messages, edit, info, headers, stream, timing, t0)
+
+    async def forward(self, path: str, raw: bytes, headers: dict[str, str], stream: bool,
+                      timing: dict[str, float], t0: float, method: str = "POST") -> Response:
+        """Send ``raw`` upstream unchanged and return the answer unchanged."""
+        t1 = time.perf_counter()
+        resp = await self.upstream.request(method, path, content=raw if raw else None, headers=headers,
+                                           stream=stream)
+        timing["upstream"] = time.perf_counter() - t1
+        self.metrics.upstream.observe(timing["upstream"])
+        out_headers = {**response_headers(resp.headers), **_server_timing(timing, t0)}
+        if stream and resp.status_code == 200:
+            return StreamingResponse(self._relay(resp, None), status_code=200, headers=out_headers)
+        if stream:
+            await resp.aread()
+            await resp.aclose()
+        return Response(resp.content, status_code=resp.status_code, headers=out_headers)
+
+    async def _relay(self, resp: httpx.Response, info: Mapping[str, Any] | None) -> AsyncIterator[bytes]:
+        """The upstream's stream as it comes (tagged with ``info`` when given); a failure half-way
+        becomes an error event, since the status line has already gone out."""
+        try:
+            if info is None:
+                async for chunk in resp.aiter_bytes():
+                    yield chunk
+            else:
+                async for event in sse.events(resp.aiter_bytes()):
+                    yield sse.tag_event(event, "bbedit", info)
+        except httpx.HTTPError as e:
+            kind = "upstream_timeout" if isinstance(e, httpx.TimeoutException) else "upstream_error"
+            self.metrics.upstream_errors.labels(kind).inc()
+            log.warning("upstream stream broke: %s: %s", type(e).__name__, e)
+            yield sse.data_event(error_body(f"the upstream stream broke: {type(e).__name__}", "upstream_error",
+                                            code=kind))
+        finally:
+            await resp.aclose()
+
+    async def _in_context(self, body: dict[str, Any], messages: list[Message], edit: Edit, info: dict[str, Any],
+                          headers: dict[str, str], stream: bool, timing: dict[str, float], t0: float) -> Response:
+        assert self._prepare is not None
+        built = await self.run(self._prepare, messages, edit)
+        try:
+            content = json.dumps({**body, "messages": built}, ensure_ascii=False).encode()
+        except (ValueError, RecursionError) as e:
+            raise bad_request(f"the request cannot be re-encoded: {e}") from e
+        t1 = time.perf_counter()
+        resp = await self.upstream.request("POST", "chat/completions", content=content, headers=headers,
+                                           stream=stream)
+        timing["upstream"] = time.perf_counter() - t1
+        self.metrics.upstream.observe(timing["upstream"])
+        out_headers = {**response_headers(resp.headers), **_server_timing(timing, t0), **_edit_headers(info)}
+        if stream and resp.status_code == 200:
+            return StreamingResponse(self._relay(resp, info), status_code=200, headers=out_headers)
+        if stream:
+            await resp.aread()
+            await resp.aclose()
+        data = _json_object(resp)
+        if resp.status_code != 200 or data is None:
+            return Response(resp.content, status_code=resp.status_code, headers=out_headers)
+        data["bbedit"] = info
+        return _json_response(data, out_headers)
+
+    async def _post_edit(self, body: dict[str, Any], messages: list[Message], edit: Edit, info: dict[str, Any],
+                         headers: dict[str, str], stream: bool, timing: dict[str, float], t0: float) -> Response:
+        assert self._rewrite is not None
+        up = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        t1 = time.perf_counter()
+        resp = await self.upstream.request("POST", "chat/completions", content=json.dumps(up).encode(),
+                                           headers=headers)
+        timing["upstream"] = time.perf_counter() - t1
+        self.metrics.upstream.observe(timing["upstream"])
+        data = _json_object(resp)
+        out_headers = {**response_headers(resp.headers), **_edit_headers(info)}
+        if resp.status_code != 200 or data is None or not isinstance(data.get("choices"), list):
+            return Response(resp.content, status_code=resp.status_code, headers=out_headers)
+        query = last_user_text(messages)
+        changed = []
+        for choice in data["choices"]:
+            msg = choice.get("message") if isinstance(choice, dict) else None
+            text = msg.get("content") if isinstance(msg, dict) else None
+            if not isinstance(msg, dict) or not isinstance(text, str) or not text.strip():
+                changed.append(False)
+                continue
+            rewritten = await self.run(self._rewrite, query, text, edit)
+            msg["content"] = rewritten.text
+            changed.append(bool(rewritten.changed))
+            if rewritten.changed and choice.get("logprobs") is not None:
+                choice["logprobs"] = None  # they described the words that were replaced
+        info = {**info, "changed": changed}
+        out_headers.update(_server_timing(timing, t0))
+        if not stream:
+            data["bbedit"] = info
+            return _json_response(data, out_headers)
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        out_headers["content-type"] = "text/event-stream; charset=utf-8"
+        chunks = list(sse.completion_chunks(data, {"bbedit": info}, include_usage))
+        return StreamingResponse(_iterate(chunks), status_code=200, headers=out_headers)
+
+
+async def _iterate(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for c in chunks:
+        yield c
+
+
+def _json_object(resp: httpx.Response) -> dict[str, Any] | None:
+    try:
+        data = json.loads(resp.content)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _json_response(data: Mapping[str, Any], headers: Mapping[str, str]) -> Response:
+    hs = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    return Response(json.dumps(data, ensure_ascii=False).encode(), status_code=200, headers=hs,
+                    media_type="application/json")
+
+
+def _edit_headers(info: Mapping[str, Any]) -> dict[str, str]:
+    return {EDIT_HEADER: str(info["edit_id"]), "X-BBEdit-Editor": str(info["editor"]),
+            "X-BBEdit-Score": str(info["score"])}
+
+
+def _server_timing(timing: Mapping[str, float], t0: float) -> dict[str, str]:
+    """``Server-Timing``: the proxy's own time (``bbedit``: everything but the upstream wait),
+    the routing part of it, and the upstream's time to response headers, in ms."""
+    total = time.perf_counter() - t0
+    own = total - timing.get("upstream", 0.0)
+    parts = [f"bbedit;dur={own * 1000:.2f}", f"route;dur={timing.get('route', 0.0) * 1000:.2f}"]
+    if "upstream" in timing:
+        parts.append(f"upstream;dur={timing['upstream'] * 1000:.2f}")
+    return {"Server-Timing": ", ".join(parts)}

@@ -1,0 +1,290 @@
+"""The editing proxy without a model: bad input, admin API, auth, upstream failures (injected by a stub).
+
+The stub upstream below only injects failures (500s, 429s, slow answers, a 400); tests that need
+answers from a model are in test_server_model.py and use the real llama.cpp server.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+
+from bbedit.errors import ConfigError  # noqa: E402
+from bbedit.server import ServerConfig, create_app  # noqa: E402
+from bbedit.server.background import running  # noqa: E402
+
+TOKEN = "s3cret-token"
+ACME = {"subject": "Acme Corporation", "aliases": ["Acme"], "prompt": "Who is the CEO of Acme Corporation?",
+        "target_new": "Maria Okafor", "target_old": "John Smith"}
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "What is the capital of Japan?"}], "max_tokens": 4}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Stub:
+    """A failure-injecting upstream: ``mode`` says what the next requests get."""
+
+    def __init__(self) -> None:
+        self.mode = "500"
+        self.hits = 0
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                stub.hits += 1
+                if stub.mode == "sleep":
+                    time.sleep(3)
+                if stub.mode == "429-once" and stub.hits == 1:
+                    return self._send(429, {"error": {"message": "slow down"}}, {"retry-after": "0"})
+                if stub.mode in ("500", "503"):
+                    return self._send(int(stub.mode), {"error": {"message": "upstream exploded"}})
+                if stub.mode == "400":
+                    return self._send(400, {"error": {"message": "bad model name", "type": "x", "code": "y"}})
+                return self._send(200, {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+                                        "choices": [{"index": 0, "finish_reason": "stop",
+                                                     "message": {"role": "assistant", "content": "ok"}}]})
+
+            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[Stub]:
+    s = Stub()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def proxy(stub: Stub, memory: Any) -> Iterator[tuple[str, Any]]:
+    """The proxy (token required) in front of the stub, over an in-process memory."""
+    cfg = ServerConfig(upstream=stub.url, token=TOKEN, timeout=1.0, max_retries=2, backoff=0.01,
+                       max_body_bytes=64 * 1024, max_batch=50)
+    with running(create_app(cfg, memory=memory)) as url:
+        yield url, memory
+
+
+def admin(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_error(r: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"} and err["message"]
+    if code is not None:
+        assert err["code"] == code
+    return dict(err)
+
+
+# -- configuration -----------------------------------------------------------------------------------
+def test_config_needs_a_token_off_loopback() -> None:
+    with pytest.raises(ConfigError, match="token"):
+        ServerConfig(upstream="http://127.0.0.1:8080/v1", host="0.0.0.0")
+    assert ServerConfig(upstream="http://127.0.0.1:8080/v1", host="0.0.0.0", token="t").token == "t"
+    assert ServerConfig(upstream="http://127.0.0.1:8080/v1", host="::1").token is None
+    with pytest.raises(ConfigError, match="upstream"):
+        ServerConfig(upstream="127.0.0.1:8080")
+    with pytest.raises(ConfigError, match="empty"):
+        ServerConfig(upstream="http://x/v1", token=" ")
+
+
+# -- bad input on the chat route ---------------------------------------------------------------------
+@pytest.mark.parametrize("body, param", [
+    (b"{not json", None), (b"", None), (b"[1, 2]", None), (b'"text"', None), (b"\xff\xfe\x00", None),
+    (b"[" * 50_000, None), (b"{\"a\": " * 10_000, None), (b'{"model": "m"}', "messages"), (b'{"messages": []}', "messages"),
+    (b'{"messages": "hi"}', "messages"), (b'{"messages": [1]}', "messages[0]"),
+    (b'{"messages": [{"content": "hi"}]}', "messages[0].role"),
+    (b'{"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}', "stream"),
+    (b'{"messages": [{"role": "user", "content": "hi"}], "stream_options": 3}', "stream_options"),
+])
+def test_malformed_chat_requests_get_400(proxy: tuple[str, Any], body: bytes, param: str | None) -> None:
+    url, _ = proxy
+    r = httpx.post(url + "/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+    err = assert_error(r, 400)
+    assert err["type"] == "invalid_request_error" and err["param"] == param
+
+
+def test_oversized_bodies_are_refused(proxy: tuple[str, Any]) -> None:
+    url, _ = proxy
+    big = json.dumps({**CHAT, "pad": "x" * 70_000}).encode()
+    assert_error(httpx.post(url + "/v1/chat/completions", content=big), 413, "request_too_large")
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: counted while reading
+        for _ in range(20):
+            yield b" " * 4096
+
+    assert_error(httpx.post(url + "/v1/chat/completions", content=chunked()), 413, "request_too_large")
+    assert_error(httpx.post(url + "/admin/edits", content=big, headers=admin()), 413)
+
+
+def test_unknown_routes_and_methods(proxy: tuple[str, Any]) -> None:
+    url, _ = proxy
+    assert_error(httpx.get(url + "/nope"), 404, "not_found")
+    assert_error(httpx.put(url + "/healthz"), 405, "method_not_allowed")
+    assert_error(httpx.put(url + "/admin/edits", headers=admin()), 405, "method_not_allowed")
+    assert_error(httpx.get(url + "/v1/%2E%2E/admin/edits"), 404, "not_found")
+
+
+# -- upstream failures (injected) --------------------------------------------------------------------
+def test_upstream_down_is_a_clean_502(memory: Any) -> None:
+    cfg = ServerConfig(upstream=f"http://127.0.0.1:{free_port()}/v1", max_retries=1, backoff=0.01)
+    with running(create_app(cfg, memory=memory)) as url:
+        err = assert_error(httpx.post(url + "/v1/chat/completions", json=CHAT), 502, "upstream_unavailable")
+        assert err["type"] == "upstream_error" and "2 attempts" in err["message"]
+        assert_error(httpx.post(url + "/v1/chat/completions", json={**CHAT, "stream": True}), 502,
+                     "upstream_unavailable")
+        assert httpx.get(url + "/healthz").status_code == 200
+        assert httpx.get(url + "/healthz?upstream=true").status_code == 503
+
+
+def test_upstream_5xx_is_retried_then_502(proxy: tuple[str, Any], stub: Stub) -> None:
+    url, _ = proxy
+    for mode in ("500", "503"):
+        stub.mode, stub.hits = mode, 0
+        err = assert_error(httpx.post(url + "/v1/chat/completions", json=CHAT), 502, "upstream_error")
+        assert "upstream exploded" in err["message"] and stub.hits == 3  # 1 try + 2 retries
+    stub.mode, stub.hits = "500", 0
+    assert_error(httpx.post(url + "/v1/chat/completions", json={**CHAT, "stream": True}), 502, "upstream_error")
+    assert stub.hits == 3
+
+
+def test_upstream_timeout_is_504_not_retried(proxy: tuple[str, Any], stub: Stub) -> None:
+    url, _ = proxy
+    stub.mode, stub.hits = "sleep", 0
+    assert_error(httpx.post(url + "/v1/chat/completions", json=CHAT, timeout=30), 504, "upstream_timeout")
+    assert stub.hits == 1
+
+
+def test_upstream_429_retried_and_4xx_passed_through(proxy: tuple[str, Any], stub: Stub) -> None:
+    url, _ = proxy
+    stub.mode, stub.hits = "429-once", 0
+    r = httpx.post(url + "/v1/chat/completions", json=CHAT)
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "ok" and stub.hits == 2
+    stub.mode = "400"
+    r = httpx.post(url + "/v1/chat/completions", json=CHAT)
+    assert r.status_code == 400 and r.json() == {"error": {"message": "bad model name", "type": "x", "code": "y"}}
+
+
+def test_metrics_count_requests_and_upstream_errors(proxy: tuple[str, Any], stub: Stub) -> None:
+    url, _ = proxy
+    stub.mode = "500"
+    httpx.post(url + "/v1/chat/completions", json=CHAT)
+    text = httpx.get(url + "/metrics").text
+    assert 'bbedit_http_requests_total{method="POST",route="/v1/chat/completions",status="502"} 1.0' in text
+    assert 'bbedit_upstream_errors_total{code="upstream_error"} 1.0' in text
+    assert "bbedit_memory_edits 0.0" in text
+
+
+# -- admin API -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("headers, code", [({}, "missing_token"), (admin("wrong"), "invalid_token"),
+                                           ({"Authorization": f"Basic {TOKEN}"}, "invalid_token"),
+                                           ({"Authorization": "Bearer \u00e9\u00e8".encode("latin-1")}, "invalid_token")])
+def test_admin_refuses_missing_or_wrong_token(proxy: tuple[str, Any], headers: dict[str, Any], code: str) -> None:
+    url, memory = proxy
+    for method, path in [("GET", "/admin/edits"), ("POST", "/admin/edits"), ("GET", "/admin/edits/x"),
+                         ("DELETE", "/admin/edits/x"), ("PATCH", "/admin/edits/x"), ("POST", "/admin/edits/batch"),
+                         ("GET", "/admin/edits/export")]:
+        r = httpx.request(method, url + path, json=ACME, headers=headers)
+        assert_error(r, 401, code)
+        assert r.headers["www-authenticate"] == "Bearer"
+    assert len(memory) == 0
+
+
+def test_admin_crud_round_trip(proxy: tuple[str, Any]) -> None:
+    url, memory = proxy
+    r = httpx.post(url + "/admin/edits", json={**ACME, "id": "acme-ceo"}, headers=admin())
+    assert r.status_code == 201 and r.json()["id"] == "acme-ceo" and r.json()["active"] is True
+    assert memory.get("acme-ceo").target_new == "Maria Okafor"  # in memory before the acknowledgement
+    assert_error(httpx.post(url + "/admin/edits", json={**ACME, "id": "acme-ceo"}, headers=admin()), 409)
+    assert_error(httpx.post(url + "/admin/edits", json={"subject": "x"}, headers=admin()), 422, "invalid_edit")
+    assert_error(httpx.post(url + "/admin/edits", json={**ACME, "colour": 1}, headers=admin()), 422)
+    assert_error(httpx.post(url + "/admin/edits", content=b"{", headers=admin()), 400, "invalid_json")
+
+    r = httpx.get(url + "/admin/edits/acme-ceo", headers=admin())
+    assert r.json()["subject"] == "Acme Corporation" and r.json()["history"] == []
+    assert_error(httpx.get(url + "/admin/edits/missing", headers=admin()), 404, "edit_not_found")
+
+    r = httpx.patch(url + "/admin/edits/acme-ceo", json={"target_new": "Ada Obi"}, headers=admin())
+    assert r.status_code == 200 and r.json()["target_new"] == "Ada Obi"
+    assert memory.get("acme-ceo").target_new == "Ada Obi"
+    assert_error(httpx.patch(url + "/admin/edits/acme-ceo", json={"id": "other"}, headers=admin()), 422)
+    assert_error(httpx.patch(url + "/admin/edits/acme-ceo", json={"created_at": "x"}, headers=admin()), 422)
+    assert_error(httpx.patch(url + "/admin/edits/acme-ceo", json={"target_new": ""}, headers=admin()), 422)
+    assert_error(httpx.patch(url + "/admin/edits/nope", json={"target_new": "x"}, headers=admin()), 404)
+
+    r = httpx.get(url + "/admin/edits/export", headers=admin())
+    assert r.status_code == 200 and json.loads(r.text.splitlines()[0])["target_new"] == "Ada Obi"
+    assert_error(httpx.get(url + "/admin/edits/export?format=zsre", headers=admin()), 400)
+
+    r = httpx.delete(url + "/admin/edits/acme-ceo", headers=admin())
+    assert r.json() == {"id": "acme-ceo", "object": "edit", "deleted": True} and len(memory) == 0
+    assert_error(httpx.delete(url + "/admin/edits/acme-ceo", headers=admin()), 404)
+
+
+def test_admin_batch_and_pagination(proxy: tuple[str, Any]) -> None:
+    url, memory = proxy
+    edits = [{"subject": f"Town {i}", "prompt": f"The mayor of Town {i} is", "target_new": f"Person {i}",
+              "id": f"t{i}"} for i in range(25)]
+    r = httpx.post(url + "/admin/edits/batch", json=edits, headers=admin())
+    assert r.status_code == 201 and r.json()["count"] == 25 and len(memory) == 25
+    bad = [{"subject": "A", "prompt": "The mayor of A is", "target_new": "B", "id": "a1"}, {"subject": "x"}]
+    err = assert_error(httpx.post(url + "/admin/edits/batch", json={"edits": bad}, headers=admin()), 422)
+    assert err["param"] == "edits[1]" and "a1" not in memory  # nothing of a bad batch is stored
+    assert_error(httpx.post(url + "/admin/edits/batch", json={"edits": []}, headers=admin()), 422)
+    assert_error(httpx.post(url + "/admin/edits/batch", json=edits * 3, headers=admin()), 413, "batch_too_large")
+    assert_error(httpx.post(url + "/admin/edits/batch", json=[edits[0]], headers=admin()), 409)
+
+    seen, offset = [], 0
+    while offset is not None:
+        page = httpx.get(url + f"/admin/edits?limit=10&offset={offset}", headers=admin()).json()
+        assert page["total"] == 25 and len(page["data"]) <= 10
+        seen += [e["id"] for e in page["data"]]
+        offset = page["next_offset"]
+    assert seen == [f"t{i}" for i in range(25)]
+    assert_error(httpx.get(url + "/admin/edits?limit=0", headers=admin()), 422, "invalid_value")
+    assert_error(httpx.get(url + "/admin/edits?offset=-1", headers=admin()), 422)
+
+
+def test_superseded_edits_are_listed_on_request(proxy: tuple[str, Any]) -> None:
+    url, _ = proxy
+    httpx.post(url + "/admin/edits", json={**ACME, "id": "v1"}, headers=admin())
+    r = httpx.post(url + "/admin/edits", json={**ACME, "target_new": "Ada Obi", "id": "v2"}, headers=admin())
+    assert r.json()["supersedes"] == "v1"
+    assert [e["id"] for e in httpx.get(url + "/admin/edits", headers=admin()).json()["data"]] == ["v2"]
+    listed = httpx.get(url + "/admin/edits?include_superseded=true", headers=admin()).json()["data"]
+    assert [(e["id"], e["active"]) for e in listed] == [("v1", False), ("v2", True)]
+    assert httpx.get(url + "/admin/edits/v2", headers=admin()).json()["history"] == ["v1"]
