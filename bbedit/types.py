@@ -43,6 +43,14 @@ def _req_str(name: str, value: Any) -> str:
     return value.strip()
 
 
+def _check_unicode(name: str, value: str) -> None:
+    """Lone surrogates (possible in JSON ``\\ud800`` escapes) cannot be stored as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidEdit(f"edit field {name!r} is not valid Unicode text: {e.reason} at position {e.start}") from None
+
+
 @dataclass(frozen=True)
 class Edit:
     """One fact update: ``prompt`` about ``subject`` should now be answered ``target_new``.
@@ -88,6 +96,11 @@ class Edit:
             v = getattr(self, name)
             if v is not None and not isinstance(v, str):
                 raise InvalidEdit(f"edit field {name!r} must be a string or null, got {v!r}")
+        for name in ("subject", "prompt", "target_new", "target_old", "id", "supersedes", "source", "created_at"):
+            if isinstance(v := getattr(self, name), str):
+                _check_unicode(name, v)
+        for a in self.aliases:
+            _check_unicode("aliases", a)
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -107,7 +107,7 @@ class EditMemory:
         same_embedder = self._store.get_meta("embedder") in (None, self.embedder_name)
         dim = int(stored_dim) if stored_dim and same_embedder else self.embedder.dim
         self._store.dim = dim
-        self._lock = threading.RLock()
+        self._lock: threading.RLock = threading.RLock()
         self._index_kind, self._hnsw_threshold = index_kind, hnsw_threshold
         self._version: str | None = None  # the database version the structures below reflect
         self._index = VectorIndex(dim, kind=index_kind, hnsw_threshold=hnsw_threshold)
@@ -261,6 +261,12 @@ class EditMemory:
         return self._embedder
 
     # -- reading ----------------------------------------------------------------------------------
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock every write and reload holds: hold it to see one consistent state across several
+        reads (a retrieval and the gate's look-ups of the edits it found)."""
+        return self._lock
+
     def __len__(self) -> int:
         return len(self._edits)
 
