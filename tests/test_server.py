@@ -233,6 +233,8 @@ def test_admin_crud_round_trip(proxy: tuple[str, Any]) -> None:
     assert_error(httpx.post(url + "/admin/edits", json={"subject": "x"}, headers=admin()), 422, "invalid_edit")
     assert_error(httpx.post(url + "/admin/edits", json={**ACME, "colour": 1}, headers=admin()), 422)
     assert_error(httpx.post(url + "/admin/edits", content=b"{", headers=admin()), 400, "invalid_json")
+    lone_surrogate = b'{"subject": "A", "prompt": "The mayor of A is \\ud800", "target_new": "B"}'
+    assert_error(httpx.post(url + "/admin/edits", content=lone_surrogate, headers=admin()), 422, "invalid_edit")
 
     r = httpx.get(url + "/admin/edits/acme-ceo", headers=admin())
     assert r.json()["subject"] == "Acme Corporation" and r.json()["history"] == []
@@ -288,3 +290,14 @@ def test_superseded_edits_are_listed_on_request(proxy: tuple[str, Any]) -> None:
     listed = httpx.get(url + "/admin/edits?include_superseded=true", headers=admin()).json()["data"]
     assert [(e["id"], e["active"]) for e in listed] == [("v1", False), ("v2", True)]
     assert httpx.get(url + "/admin/edits/v2", headers=admin()).json()["history"] == ["v1"]
+
+
+def test_cli_serve_refuses_a_public_host_without_token(monkeypatch: Any, capsys: Any, tmp_path: Any) -> None:
+    from bbedit.cli import main
+
+    monkeypatch.delenv("BBEDIT_SERVER_TOKEN", raising=False)
+    assert main(["serve", "--upstream", "http://127.0.0.1:9/v1", "--host", "0.0.0.0",
+                 "--memory", str(tmp_path / "m")]) == 1
+    assert "needs an admin token" in capsys.readouterr().err
+    assert main(["serve", "--upstream", "ftp://x", "--memory", str(tmp_path / "m")]) == 1
+    assert "http(s) URL" in capsys.readouterr().err

@@ -17,11 +17,11 @@ def create_app(config: ServerConfig, **kwargs: Any) -> Any:
     return _create(config, **kwargs)
 
 
-def serve(config: ServerConfig, log_level: str = "info") -> None:
+def serve(config: ServerConfig, log_level: str = "info", torch_threads: int | None = 1) -> None:
     """Run the proxy until interrupted; see :func:`bbedit.server.app.serve`."""
     from bbedit.server.app import serve as _serve
 
-    _serve(config, log_level)
+    _serve(config, log_level, torch_threads)
 
 
 __all__ = ["ServerConfig", "create_app", "is_loopback", "serve"]

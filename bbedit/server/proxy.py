@@ -126,12 +126,14 @@ class EditingProxy:
 
     # -- routing ------------------------------------------------------------------------------------
     def _route(self, messages: list[Message]) -> GateDecision | None:
-        if self.model.memory.refresh():
-            self.metrics.reloads.inc()
-        try:
-            decision, _ = self.model.route(messages)
-        except ConfigError:  # no user message: nothing an edit could be about
-            return None
+        memory = self.model.memory
+        with memory.lock:  # an admin write or a reload must not change the edits between retrieval and gate
+            if memory.refresh():
+                self.metrics.reloads.inc()
+            try:
+                decision, _ = self.model.route(messages)
+            except ConfigError:  # no user message: nothing an edit could be about
+                return None
         return decision
 
     def warm_up(self) -> None:
