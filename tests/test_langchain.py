@@ -49,7 +49,7 @@ def test_retriever_returns_edits_as_documents(embedder: Any) -> None:
     memory = EditMemory(None, embedder=embedder)
     memory.add_many([ACME, JAPAN])
     docs = EditMemoryRetriever(memory=memory, k=2).invoke("Who runs Acme?")
-    assert [d.id for d in docs][0] == "acme-ceo" and len(docs) == 2
+    assert docs[0].id == "acme-ceo" and len(docs) == 2
     assert docs[0].page_content == "Who is the CEO of Acme Corporation? Maria Okafor."
     assert docs[0].metadata["target_new"] == "Maria Okafor" and docs[0].metadata["score"] > docs[1].metadata["score"]
     gated = EditMemoryRetriever(memory=memory, in_scope_only=True)
