@@ -31,6 +31,7 @@ class FuzzResult:
     statuses: Counter[int] = field(default_factory=Counter)
     server_errors: list[tuple[FuzzRequest, int, str]] = field(default_factory=list)
     upstream_errors: int = 0
+    upstream_samples: list[tuple[FuzzRequest, int, str]] = field(default_factory=list)
     transport_errors: list[str] = field(default_factory=list)
     distinct: set[tuple[str, str, bytes]] = field(default_factory=set)
 
@@ -141,6 +142,7 @@ def fuzz(base_url: str, n: int, token: str, *, seed: int = 0, timeout: float = 6
                 kind = ""
             if kind == "upstream_error":
                 result.upstream_errors += 1
+                result.upstream_samples.append((req, r.status_code, r.text[:300]))
             else:
                 result.server_errors.append((req, r.status_code, r.text[:300]))
 

@@ -38,6 +38,39 @@ FALLBACK_QUESTIONS = [f"{q} {x}?" for q in ("What is the capital of", "Who is th
                       for x in ("France", "Japan", "Brazil", "Kenya", "Canada", "Norway", "Peru", "India")]
 
 
+class CpuMeter:
+    """How busy other processes kept the machine during a phase: all cores' busy time (/proc/stat) minus
+    the CPU time of ``pids`` (this benchmark, its model server, its proxy), in cores. Other jobs on the
+    machine slow every figure here; this says how much of that there was."""
+
+    def __init__(self, *pids: int) -> None:
+        self.pids = [os.getpid(), *pids]
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.marks: dict[str, float] = {}
+
+    def _busy(self) -> float:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        return (sum(v) - v[3] - v[4]) / self.tick  # all but idle and iowait
+
+    def _ours(self) -> float:
+        total = 0.0
+        for pid in self.pids:
+            with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / self.tick
+        return total
+
+    def start(self) -> None:
+        self.marks = {"t": time.perf_counter(), "busy": self._busy(), "ours": self._ours()}
+
+    def others(self) -> float:
+        """Cores used by other processes on average since :meth:`start`."""
+        dt = time.perf_counter() - self.marks["t"]
+        other = (self._busy() - self.marks["busy"]) - (self._ours() - self.marks["ours"])
+        return max(other, 0.0) / max(dt, 1e-9)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -381,6 +414,7 @@ def run(n_exact: int = 200, load_s: float = 120, direct_s: float = 60, clients: 
     with EmbeddedServer(n_parallel=slots) as llama:
         direct, model = llama.base_url, llama.model
         with proxy_process(direct, work / "memory", work / "serve.log") as (url, proc):
+            meter, busy = CpuMeter(*(p for p in (llama.pid, proc.pid) if p is not None)), {}
             log.info("exactness: %d requests", n_exact)
             exact = exactness(url, direct, exactness_requests(model, n_exact))
             edits = [e.to_dict() for e in synthetic_edits(n_edits, seed=11)]
@@ -389,16 +423,22 @@ def run(n_exact: int = 200, load_s: float = 120, direct_s: float = 60, clients: 
             r.raise_for_status()
             batch_s = time.perf_counter() - t0
             log.info("overhead: %d pairs", n_pairs)
+            meter.start()
             pairs = paired_overhead(url, direct, model, n_pairs)
+            busy["overhead"] = meter.others()
             rng = random.Random(2)
             qs = questions(900, seed=5)
             bodies = [{"model": model, "max_tokens": 8, "temperature": 0,
                        "messages": [{"role": "user", "content": rng.choice(edits)["prompt"] if i % 20 == 0 else q}]}
                       for i, q in enumerate(qs)]
             log.info("load: %d clients for %.0f s through the proxy", clients, load_s)
+            meter.start()
             rows = load(url + "/v1", bodies, clients, load_s)
+            busy["load"] = meter.others()
             log.info("load: %d clients for %.0f s direct", clients, direct_s)
+            meter.start()
             rows_direct = load(direct, bodies, clients, direct_s)
+            busy["load_direct"] = meter.others()
             log.info("fuzz: %d requests", n_fuzz)
             fz = fuzz(url, n_fuzz, TOKEN, seed=0)
             alive = proc.poll() is None and httpx.get(url + "/healthz", timeout=10).status_code == 200
@@ -430,6 +470,8 @@ def run(n_exact: int = 200, load_s: float = 120, direct_s: float = 60, clients: 
         "crash_final_missing": cr["final_missing"], "crash_index_checked": cr["index_checked"],
         "crash_routed_after_restart": cr["routed_after_restart"], "memory_edits": n_edits,
         "batch_create_per_s": n_edits / batch_s, "direct_connection_retries": DIRECT_RETRIES["n"],
+        "other_processes_cores_overhead": busy["overhead"], "other_processes_cores_load": busy["load"],
+        "other_processes_cores_load_direct": busy["load_direct"],
         "wall_s": time.perf_counter() - t_start,
     }
     plotted = _plot(lat_p, lat_d, pairs["diff_ms"], out / "latency.png")
@@ -501,11 +543,21 @@ whose answers never reached a client). The restarted server then created the rem
 {cr['n_route_checks']} edits acknowledged before the kill were routed by the restarted server when asked
 their own prompt.
 
+## Other load on the machine
+
+The machine's two cores are shared with whatever else runs. Busy time of processes other than this
+benchmark, its llama.cpp server and its proxy, in cores on average: {h['other_processes_cores_overhead']:.2f}
+during the overhead pairs, {h['other_processes_cores_load']:.2f} during the proxied load and
+{h['other_processes_cores_load_direct']:.2f} during the direct load (0 means the figures above had the
+machine to themselves).
+
 Wall time {h['wall_s']:.0f} s.
 """
     details = {"exactness": exact, "fuzz_server_errors": [
         {"method": q.method, "path": q.path, "status": s, "body": q.body[:300].decode("utf-8", "replace"), "answer": a}
-        for q, s, a in fz.server_errors[:20]], "fuzz_statuses": dict(fz.statuses),
+        for q, s, a in fz.server_errors[:20]], "fuzz_upstream_errors": [
+        {"method": q.method, "path": q.path, "status": s, "body": q.body[:300].decode("utf-8", "replace"), "answer": a}
+        for q, s, a in fz.upstream_samples[:20]], "fuzz_statuses": dict(fz.statuses),
         "load_errors": [r.get("error") for r in errors[:20]], "crash": cr,
         "overhead_diff_ms": pairs["diff_ms"], "load_proxy_ms_sample": lat_p[:500]}
     return write_results("middleware", headline, details, report, "make eval-middleware", root=root)
