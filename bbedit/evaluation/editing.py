@@ -138,13 +138,14 @@ def gate_counts(items: Sequence[Item], routes: Sequence[Route]) -> dict[str, flo
             / max(sum(1 for it in items if not it.probe.in_scope), 1)}
 
 
-def score_probability(ctx: RunContext, items: Sequence[Item], requests: Sequence[list[Message]]
-                      ) -> dict[str, list[float]]:
+def score_probability(ctx: RunContext, items: Sequence[Item], requests: Sequence[list[Message]],
+                      scorer: Any = None, progress: bool = True) -> dict[str, list[float]]:
     """Teacher-forced scores on the messages the system sends. In scope: success when the new
     answer is more likely than the old one (CounterFact's efficacy/paraphrase score), plus the
     target's token accuracy (EasyEdit's teacher-forced metric). Locality: the true answer stays
-    more likely than the edit's new target."""
-    scorer = ctx.scorer()
+    more likely than the edit's new target. ``scorer`` defaults to the suite's cached local model (pass
+    an uncached one for a model whose weights change)."""
+    scorer = scorer if scorer is not None else ctx.scorer()
     jobs: list[tuple[Item, list[Any], list[str], str]] = []
     for it, msgs in zip(items, requests, strict=True):
         p, edit = it.probe, it.case.edits[0]
@@ -156,7 +157,7 @@ def score_probability(ctx: RunContext, items: Sequence[Item], requests: Sequence
             jobs.append((it, msgs, conts, cloze_prefix(p.text)))
     prefix_space = [[(" " + c) if pre else c for c in conts] for _, _, conts, pre in jobs]
     scores = pmap(lambda j: scorer.score(jobs[j][1], prefix_space[j], jobs[j][3]), range(len(jobs)), 1,
-                  f"{ctx.cfg.suite}: teacher forcing")
+                  f"{ctx.cfg.suite}: teacher forcing" if progress else None)
     out: dict[str, list[float]] = defaultdict(list)
     for (it, _, _, _), sc in zip(jobs, scores, strict=True):
         kind = it.probe.kind

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 SYSTEMS = ("none", "bbedit", "always", "postedit", "replace")
 POST_EDITORS = ("postedit", "replace")
 PROTOCOLS = ("generation", "probability")
-TASKS = ("editing", "sequential", "general", "multihop")
+TASKS = ("editing", "sequential", "general", "multihop", "whitebox", "whitebox_sequential")
 
 
 @dataclass

@@ -21,7 +21,8 @@ from bbedit.evaluation.report import DATA_ROOT, RESULTS_ROOT, md_table, write_re
 log = logging.getLogger(__name__)
 
 TASK_MODULES = {"editing": "bbedit.evaluation.editing", "sequential": "bbedit.evaluation.sequential",
-                "general": "bbedit.evaluation.general", "multihop": "bbedit.evaluation.multihop"}
+                "general": "bbedit.evaluation.general", "multihop": "bbedit.evaluation.multihop",
+                "whitebox": "bbedit.evaluation.whitebox", "whitebox_sequential": "bbedit.evaluation.whitebox_sequential"}
 DEFAULT_CACHE = RESULTS_ROOT.parent / ".cache"
 
 SYSTEM_LABELS = {"none": "no editing", "bbedit": "bbedit (gate + editor)", "always": "always apply the top hit",

@@ -1,0 +1,3 @@
+from bbedit.whitebox.alphaedit.method import AlphaEdit, AlphaEditConfig
+
+__all__ = ["AlphaEdit", "AlphaEditConfig"]

@@ -1,0 +1,3 @@
+from bbedit.whitebox.ft.method import FT, FTConfig
+
+__all__ = ["FT", "FTConfig"]

