@@ -60,7 +60,7 @@ class FT(Method):
             for _ in range(cfg.steps):
                 opt.zero_grad()
                 loss = run.target_nll(run.forward().logits).mean()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
                 if losses[-1] < cfg.stop_loss or (
                         len(losses) > 1 and losses[-2] - losses[-1] < cfg.plateau * losses[-2]):
                     break
