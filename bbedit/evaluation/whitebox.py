@@ -77,7 +77,7 @@ def _make(name: str, options: Mapping[str, Any]) -> Any:
 
 
 def blackbox(ctx: RunContext, items: Sequence[Item], edits: Sequence[Any], systems: Sequence[str]
-             ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, list[Completion]], dict[str, Any]]:
+             ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, list[Completion]]]:
     """Generation and probability results of bbedit (IKE) and its post-editor on the served model."""
     from bbedit.scope.gate import load_gate
 
@@ -86,7 +86,6 @@ def blackbox(ctx: RunContext, items: Sequence[Item], edits: Sequence[Any], syste
     editor = make_editor(ctx.cfg)
     routes, requests, answers, route_ms = editing.answer_all(ctx, items, memory, gate, editor, ["none", "bbedit"])
     results: dict[str, dict[str, dict[str, float]]] = {"generation": {}, "probability": {}}
-    extra: dict[str, Any] = {"routes": routes}
     named = {"none_served": "none", "ike": "bbedit"}
     if "postedit" in systems:
         _, recs, _ = editing.post_edit_systems(ctx, items, ["none", "bbedit", "postedit"], memory, gate,
@@ -98,12 +97,11 @@ def blackbox(ctx: RunContext, items: Sequence[Item], edits: Sequence[Any], syste
             edits_it = i in keep and keep[i] < 0.5
             per[it.probe.kind].append(float(edits_it if it.probe.in_scope else not edits_it))
         results["probability"]["postedit"] = editing.summarise(per)
-        extra["postedit_p_keep"] = keep
     for label, s in named.items():
         results["generation"][label] = editing.summarise(editing.score_generation(items, answers[s], answers["none"]))
     for label, s in (("none_served", "none"), ("ike", "bbedit")):
         results["probability"][label] = editing.summarise(editing.score_probability(ctx, items, requests[s]))
-    return results, {label: answers[s] for label, s in named.items()}, extra
+    return results, {label: answers[s] for label, s in named.items()}
 
 
 def _case_items(items: Sequence[Item]) -> dict[str, list[int]]:
@@ -161,7 +159,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     items = [Item(c, p) for c in data.cases for p in c.probes]
     edits = data.edits()
     max_tokens = int(opts.get("max_tokens", cfg.generation.get("max_tokens", 24)))
-    results, bb_answers, _ = blackbox(ctx, items, edits, list(opts.get("blackbox", ["ike", "postedit"])))
+    results, bb_answers = blackbox(ctx, items, edits, list(opts.get("blackbox", ["ike", "postedit"])))
 
     model = local_model(ctx)
     ed = Editing(model)
@@ -363,26 +361,26 @@ def _compare_plot(path: Path, res: Mapping[str, Any], systems: Sequence[str]) ->
 # ----------------------------------------------------------------------------- sequential editing
 
 
+# the choices a general probe's gold answer is among, and its index: the question comes from the general suite
+CHOICES: dict[str, tuple[list[str], Any]] = {
+    "mmlu": (list("ABCD"), lambda r: int(r["answer"])),
+    "sst2": (["Positive", "Negative"], lambda r: 0 if int(r["label"]) == 1 else 1),
+    "boolq": (["Yes", "No"], lambda r: 0 if r["answer"] else 1),
+}
+
+
 def general_probes(ctx: RunContext, n: Mapping[str, int]) -> list[tuple[str, list[Message], list[str], int]]:
-    """(task, messages, choices, gold index) for MMLU, SST-2 and BoolQ: the first ``n[task]`` items."""
+    """(task, messages, choices, gold index) for MMLU, SST-2 and BoolQ: the first ``n[task]`` items, asked
+    as the ``general`` suite asks them."""
+    from bbedit.evaluation import general
     from bbedit.memory import formats
 
-    paths = {"mmlu": "general/mmlu.json", "sst2": "general/sst2.json", "boolq": "general/boolq-dev.jsonl"}
     out = []
     for task, k in n.items():
-        recs = [r for _, _, r in formats.records(ctx.data_path(paths[task]))][:k]
-        for r in recs:
-            if task == "mmlu":
-                opts = "\n".join(f"{'ABCD'[i]}. {c}" for i, c in enumerate(r["choices"]))
-                q = f"{r['question']}\n{opts}\nAnswer with the letter of the correct option."
-                out.append((task, user(q), list("ABCD"), int(r["answer"])))
-            elif task == "sst2":
-                q = ("Is the sentiment of this movie review positive or negative?\n"
-                     f"Review: {r['sentence'].strip()}\nAnswer with one word.")
-                out.append((task, user(q), ["Positive", "Negative"], 0 if int(r["label"]) == 1 else 1))
-            elif task == "boolq":
-                q = f"{r['passage']}\n\nQuestion: {r['question']}?\nAnswer yes or no."
-                out.append((task, user(q), ["Yes", "No"], 0 if r["answer"] else 1))
+        path, make = general.TASKS[task]
+        choices, gold = CHOICES[task]
+        for _, _, r in list(formats.records(ctx.data_path(path)))[:k]:
+            out.append((task, user(make(r)[0]), choices, gold(r)))
     return out
 
 

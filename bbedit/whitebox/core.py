@@ -16,6 +16,7 @@ the target run with gradients.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -201,10 +202,6 @@ class Targets:
     nll: list[float] = field(default_factory=list)  # final target NLL per edit
     steps: int = 0
 
-    @property
-    def v_star(self) -> torch.Tensor:
-        return self.v + self.delta
-
 
 class Editing:
     """A model being edited: the transformers module, its tokenizer and its spec."""
@@ -236,35 +233,29 @@ class Editing:
 
     def keys(self, edits: Sequence[Edit], layers: Sequence[int], cfg: TargetConfig) -> dict[int, torch.Tensor]:
         """k per edit (mean over contexts) at each layer's down projection: {layer: (edits, d_in)}."""
-        return self._at(edits, layers, cfg, inputs=True)
+        got = self._at(edits, cfg, [(self.down(layer), True) for layer in layers])
+        return dict(zip(layers, got, strict=True))
 
     def residual(self, edits: Sequence[Edit], layer: int, cfg: TargetConfig) -> torch.Tensor:
         """The residual stream after block ``layer`` at the subject's last token, per edit (mean over
         contexts): MEMIT's z."""
-        return self._at(edits, [layer], cfg, inputs=False, names=[self.block(layer)])[layer]
+        return self._at(edits, cfg, [(self.block(layer), False)])[0]
 
     def key_and_residual(self, edits: Sequence[Edit], layer: int, top: int, cfg: TargetConfig
                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`keys` at ``layer`` and :meth:`residual` at ``top`` from one forward."""
-        rows = self.tokens.rows(edits, cfg, with_target=False)
-        run = Runner(self.lm, self.tokens, rows)
-        down, block = self.down(layer), self.block(top)
-        with torch.no_grad(), hooks.capture(self.lm, [down]) as keys, \
-                hooks.capture(self.lm, [block], inputs=False) as outs:
-            run.forward()
-        n = len(edits)
-        return (per_edit_mean(keys[down][:, 0].float(), run.edit_idx, n),
-                per_edit_mean(outs[block][:, 0].float(), run.edit_idx, n))
+        k, z = self._at(edits, cfg, [(self.down(layer), True), (self.block(top), False)])
+        return k, z
 
-    def _at(self, edits: Sequence[Edit], layers: Sequence[int], cfg: TargetConfig, inputs: bool,
-            names: Sequence[str] | None = None) -> dict[int, torch.Tensor]:
-        rows = self.tokens.rows(edits, cfg, with_target=False)
-        run = Runner(self.lm, self.tokens, rows)
-        names = list(names or [self.down(layer) for layer in layers])
-        with torch.no_grad(), hooks.capture(self.lm, names, inputs=inputs) as got:
+    def _at(self, edits: Sequence[Edit], cfg: TargetConfig, where: Sequence[tuple[str, bool]]) -> list[torch.Tensor]:
+        """Per edit (mean over contexts), at the subject's last token: the input (True) or output (False)
+        of each named module, from one forward."""
+        run = Runner(self.lm, self.tokens, self.tokens.rows(edits, cfg, with_target=False))
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.no_grad())
+            got = [stack.enter_context(hooks.capture(self.lm, [n], inputs=i)) for n, i in where]
             run.forward()
-        return {layer: per_edit_mean(got[n][:, 0].float(), run.edit_idx, len(edits))
-                for layer, n in zip(layers, names, strict=True)}
+        return [per_edit_mean(g[n][:, 0].float(), run.edit_idx, len(edits)) for g, (n, _) in zip(got, where, strict=True)]
 
     def targets(self, edits: Sequence[Edit], layer: int, cfg: TargetConfig) -> Targets:
         """Optimise δ per edit at ``layer`` (ROME's v*, MEMIT's z*); the model is not changed."""
