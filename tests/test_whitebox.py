@@ -263,3 +263,58 @@ def test_pipeline_runs_on_the_local_model(model, memory) -> None:  # type: ignor
     decision, chunks = em.stream([{"role": "user", "content": "Who wrote Hamlet?"}], max_tokens=8)
     assert decision.edit is None and "".join(chunks).strip() == model.generate(
         [{"role": "user", "content": "Who wrote Hamlet?"}], max_tokens=8)
+
+
+@pytest.mark.slow
+def test_sequential_suite_shares_targets_and_resumes(tmp_path: Path) -> None:
+    """The sequential benchmark on four tiny edits: targets optimised once and shared by two methods,
+    every checkpoint measured for each method and for bbedit, and a rerun resumes from the saved states."""
+    from bbedit.evaluation.runner import run_suite
+    from tests.test_eval_cases import write
+    from tests.test_eval_runner import suite_file
+
+    d = tmp_path / "data"
+    write(d / "cf.json", [{"case_id": i, "prompt": f"The mother tongue of Person {i} is", "target_new": "Japanese",
+                           "subject": f"Person {i}", "ground_truth": "French",
+                           "rephrase_prompt": f"Person {i} grew up speaking", "locality_prompt": f"Somebody {i} speaks",
+                           "locality_ground_truth": "French"} for i in range(4)])
+    write(d / "general" / "mmlu.json", [{"question": "What is 2 + 2?", "choices": ["3", "4", "5", "6"], "answer": 1}])
+    write(d / "general" / "sst2.json", [{"sentence": "a wonderful, moving film", "label": 1, "idx": 0}])
+    write(d / "general" / "boolq-dev.jsonl", [{"question": "is the sky blue", "answer": True,
+                                               "passage": "The sky is blue on a clear day."}], lines=True)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(CORPUS))
+    fast = {"targets": {"steps": 8, "contexts": ["{}"]}, "stats": {"corpus": str(corpus), "n_tokens": 600}}
+    opts = {"methods": ["rome", "alphaedit_blue"], "checkpoints": [0, 2, 4], "probe_cases": 2,
+            "batch": {"alphaedit_blue": 2}, "general": {"mmlu": 1, "sst2": 1, "boolq": 1}, "targets": "shared",
+            "method_options": {"rome": fast, "alphaedit_blue": fast}}
+    raw = {"suite": "wbseq", "task": "whitebox_sequential", "dataset": {"path": "cf.json"}, "memory": "cases",
+           "editor": {"name": "ike", "mode": "ike"}, "probability": {"threads": 2}, "description": "tiny"}
+    kw = {"data_root": d, "results_root": tmp_path / "res", "cache_dir": tmp_path / "cache"}
+    with pytest.raises(ConfigError, match=r"options\.targets must be"):
+        run_suite(suite_file(tmp_path, **raw, options={**opts, "targets": "frozen"}), **kw)
+
+    p = suite_file(tmp_path, **raw, options=opts)
+    out = run_suite(p, **kw)
+    res = json.loads((out / "results.json").read_text())
+    assert res["targets"] == "shared" and set(res["curves"]) == {"rome", "alphaedit_blue", "ike"}
+    for curve in res["curves"].values():
+        assert [pt["n_edits"] for pt in curve] == [0, 2, 4]
+        assert all(0 <= pt[k] <= 1 for pt in curve for k in ("es_prob", "ns_prob", "mmlu", "sst2", "boolq"))
+    h = res["headline"]
+    # ROME (layer 8) and AlphaEdit+BLUE (layers 4 and 8) optimise at the same layer: one δ per edit, shared
+    assert h["rome_target_s_per_edit"] == h["alphaedit_blue_target_s_per_edit"] > 0
+    rome = res["curves"]["rome"]
+    assert rome[0]["es_prob"] < 1.0 and rome[-1]["es_prob"] > rome[0]["es_prob"]  # the edits took
+    assert rome[-1]["edit_s_total"] > rome[1]["edit_s_total"] > 0
+    assert "shared by the methods" in (out / "report.md").read_text() and (out / "whitebox-sequential.png").exists()
+
+    states = sorted((tmp_path / "cache" / "wbseq" / "sequential-state").glob("*.pt"))
+    assert len(states) == 2
+    stamps = [s.stat().st_mtime_ns for s in states]
+    again = json.loads((run_suite(p, **kw) / "results.json").read_text())
+    for m in ("rome", "alphaedit_blue"):  # resumed at 4 edits: nothing re-applied, nothing re-measured
+        assert again["curves"][m] == res["curves"][m]
+    drop = [{k: v for k, v in pt.items() if k != "edit_s_total"} for pt in res["curves"]["ike"]]
+    assert [{k: v for k, v in pt.items() if k != "edit_s_total"} for pt in again["curves"]["ike"]] == drop
+    assert [s.stat().st_mtime_ns for s in states] == stamps
