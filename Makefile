@@ -57,14 +57,14 @@ eval-middleware: $(STAMP)
 	$(BIN)/python eval/middleware.py
 
 # white-box vs black-box on 200 CounterFact cases, and sequential white-box editing (CPU-heavy, see their reports)
-WHITEBOX := whitebox-compare whitebox-sequential
+WHITEBOX := whitebox-compare whitebox-sequential whitebox-sequential-fresh
 eval-whitebox: $(STAMP)
 	$(BIN)/bbedit eval $(addprefix eval/,$(addsuffix .yaml,$(WHITEBOX)))
 
 eval-summary: $(STAMP)
 	$(BIN)/python -m bbedit.evaluation.summary
 
-eval: eval-scope eval-overhead eval-middleware eval-suites eval-summary
+eval: eval-scope eval-overhead eval-middleware eval-suites eval-whitebox eval-summary
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info

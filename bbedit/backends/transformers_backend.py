@@ -93,6 +93,18 @@ def resolve_model(model: str | os.PathLike[str] | None) -> tuple[str, str | None
     return str(model), None
 
 
+def last_logits_only(lm: Any) -> dict[str, int]:
+    """``logits_to_keep=1`` where the model's forward takes it (transformers' causal LMs do): the
+    projection onto the vocabulary is most of a small model's arithmetic."""
+    import inspect
+
+    try:
+        accepts = "logits_to_keep" in inspect.signature(lm.forward).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    return {"logits_to_keep": 1} if accepts else {}
+
+
 class TransformersBackend:
     """A causal LM on CPU (or ``device``) with the Backend API plus :meth:`score`."""
 
@@ -247,7 +259,7 @@ class TransformersBackend:
         width = max(len(c) for c in conts)
         pad = self.tokenizer.eos_token_id or 0
         with self._lock, torch.no_grad():
-            head = self.lm(torch.tensor([prompt], device=self.device), use_cache=True)
+            head = self.lm(torch.tensor([prompt], device=self.device), use_cache=True, **last_logits_only(self.lm))
             first = torch.log_softmax(head.logits[0, -1].float(), -1)
             batch = torch.tensor([c + [pad] * (width - len(c)) for c in conts], device=self.device)
             cache = head.past_key_values

@@ -39,6 +39,8 @@ HEADLINE_KEYS: dict[str, list[str]] = {
     "whitebox-sequential": ["n_edits_max", "rome_es_prob_at_1000", "memit_es_prob_at_1000",
                             "alphaedit_es_prob_at_1000", "alphaedit_blue_es_prob_at_1000", "ike_es_prob_at_1000",
                             "rome_general_drop_at_1000", "alphaedit_general_drop_at_1000", "ike_general_drop_at_1000"],
+    "whitebox-sequential-fresh": ["rome_es_prob_at_100", "rome_ns_prob_at_100", "memit_es_prob_at_100",
+                                  "memit_ns_prob_at_100", "rome_s_per_edit", "memit_s_per_edit"],
     "general": ["mmlu_delta", "sst2_delta", "boolq_delta", "nq_delta", "gsm8k_delta", "baseline_always_mmlu_delta",
                 "baseline_always_sst2_delta"],
 }

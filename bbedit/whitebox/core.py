@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from bbedit.backends.transformers_backend import last_logits_only
 from bbedit.errors import ConfigError
 from bbedit.types import Edit
 from bbedit.whitebox import hooks
@@ -158,19 +159,21 @@ class Runner:
         self.zero_cols = torch.zeros(n, dtype=torch.long, device=dev)
         self.edit_idx = torch.tensor(rows.edit, device=dev)
         self.cache = None
-        if P:
+        self.last_only = last_logits_only(lm)
+        if P:  # only the keys and values are needed: no logits over the vocabulary for every prefix token
             pos = (pre_mask.cumsum(1) - 1).clamp(min=0)
             with torch.no_grad():
                 out = lm(input_ids=pre_ids.to(dev), attention_mask=pre_mask.to(dev), position_ids=pos.to(dev),
-                         use_cache=True)
+                         use_cache=True, **self.last_only)
             self.cache = out.past_key_values
         # where the target tokens sit in the suffix, and which logits predict them
         self.last = torch.tensor([len(s) - 1 for s in rows.suffix], device=dev)
 
-    def forward(self) -> Any:
+    def forward(self, logits: bool = True) -> Any:
+        """The suffix rows on the cached prefix; ``logits=False`` when only hooked activations are wanted."""
         cache = copy.deepcopy(self.cache) if self.cache is not None else None
         return self.lm(input_ids=self.suf_ids, attention_mask=self.mask, position_ids=self.pos,
-                       past_key_values=cache, use_cache=cache is not None)
+                       past_key_values=cache, use_cache=cache is not None, **({} if logits else self.last_only))
 
     def target_nll(self, logits: torch.Tensor) -> torch.Tensor:
         """Mean negative log-likelihood of each row's target tokens, (rows,)."""
@@ -254,7 +257,7 @@ class Editing:
         with contextlib.ExitStack() as stack:
             stack.enter_context(torch.no_grad())
             got = [stack.enter_context(hooks.capture(self.lm, [n], inputs=i)) for n, i in where]
-            run.forward()
+            run.forward(logits=False)
         return [per_edit_mean(g[n][:, 0].float(), run.edit_idx, len(edits)) for g, (n, _) in zip(got, where, strict=True)]
 
     def targets(self, edits: Sequence[Edit], layer: int, cfg: TargetConfig) -> Targets:
@@ -267,7 +270,7 @@ class Editing:
         with torch.no_grad():
             base_kl = torch.log_softmax(ess.forward().logits[ess.rows_idx, ess.last].float(), -1)
         with torch.no_grad(), hooks.capture(self.lm, [name], inputs=False) as got:
-            run.forward()
+            run.forward(logits=False)
         v = per_edit_mean(got[name][:, 0].float(), run.edit_idx, n)
         v_norm = v.norm(dim=1).clamp(min=1e-6)
         delta = torch.zeros_like(v, requires_grad=True)
