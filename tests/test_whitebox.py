@@ -117,6 +117,48 @@ def test_prefix_cache_gives_the_same_scores_as_full_sequences(model) -> None:  #
 
 
 @pytest.mark.slow
+def test_runner_stopped_after_a_block_reads_the_same_activations(model) -> None:  # type: ignore[no-untyped-def]
+    """Key and residual reads end the forward (prefix included) after the highest block they need; the
+    activations they read are bit-identical to a full forward's, and the blocks above never run."""
+    import torch
+
+    from bbedit.whitebox import Editing, TargetConfig, hooks
+    from bbedit.whitebox.core import Runner
+
+    ed = Editing(model)
+    rows = ed.tokens.rows([EDIT, OTHER], TargetConfig(), with_target=False)
+    names = [ed.down(4), ed.block(8)]
+    seen: dict[str | None, list[torch.Tensor]] = {}
+    above = []
+    h = hooks.module(ed.lm, ed.block(9)).register_forward_hook(lambda *_: above.append(1))
+    try:
+        for upto in (None, ed.block(8)):
+            above.clear()
+            with torch.no_grad():
+                run = Runner(ed.lm, ed.tokens, rows, upto=upto)
+                with hooks.capture(ed.lm, [names[0]]) as k, hooks.capture(ed.lm, [names[1]], inputs=False) as z:
+                    out = run.forward(logits=False)
+            seen[upto] = [k[names[0]], z[names[1]]]
+            assert (out is None) == (upto is not None) and bool(above) == (upto is None)
+    finally:
+        h.remove()
+    assert all(torch.equal(a, b) for a, b in zip(seen[None], seen[ed.block(8)], strict=True))
+
+
+@pytest.mark.slow
+def test_perplexity_of_plain_text(model) -> None:  # type: ignore[no-untyped-def]
+    text = "The river runs through the old town and past the cathedral before it reaches the sea."
+    words = text.split()
+    scrambled = " ".join(words[i] for i in (7, 2, 14, 0, 11, 5, 9, 3, 15, 1, 12, 6, 13, 4, 10, 8))
+    ppl = model.perplexity([text])
+    assert 1 < ppl < model.perplexity([scrambled])
+    assert model.perplexity([text]) == ppl  # deterministic
+    assert model.perplexity([text], max_tokens=4) != ppl  # the cut is applied
+    with pytest.raises(ConfigError, match="at least one text"):
+        model.perplexity([""])
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["rome", "memit", "alphaedit", "alphaedit_blue", "ft"])
 def test_edit_takes_and_undo_is_exact(model, name: str) -> None:  # type: ignore[no-untyped-def]
     from bbedit.whitebox import make_method
@@ -281,7 +323,9 @@ def test_sequential_suite_shares_targets_and_resumes(tmp_path: Path) -> None:
     write(d / "general" / "mmlu.json", [{"question": "What is 2 + 2?", "choices": ["3", "4", "5", "6"], "answer": 1}])
     write(d / "general" / "sst2.json", [{"sentence": "a wonderful, moving film", "label": 1, "idx": 0}])
     write(d / "general" / "boolq-dev.jsonl", [{"question": "is the sky blue", "answer": True,
-                                               "passage": "The sky is blue on a clear day."}], lines=True)
+                                               "passage": "The sky is blue on a clear day."}]
+          + [{"question": "is it true", "answer": True, "passage": text} for text in [*CORPUS[:4], *CORPUS[2:5], CORPUS[3]]],
+          lines=True)  # held-out passages: CORPUS[:2], not CORPUS[2] (the second half has it too)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n\n".join(CORPUS))
     fast = {"targets": {"steps": 8, "contexts": ["{}"]}, "stats": {"corpus": str(corpus), "n_tokens": 600}}
@@ -298,10 +342,17 @@ def test_sequential_suite_shares_targets_and_resumes(tmp_path: Path) -> None:
     out = run_suite(p, **kw)
     res = json.loads((out / "results.json").read_text())
     assert res["targets"] == "shared" and set(res["curves"]) == {"rome", "alphaedit_blue", "ike"}
-    for curve in res["curves"].values():
+    for m, curve in res["curves"].items():
         assert [pt["n_edits"] for pt in curve] == [0, 2, 4]
-        assert all(0 <= pt[k] <= 1 for pt in curve for k in ("es_prob", "ns_prob", "mmlu", "sst2", "boolq"))
+        assert all(0 <= pt[k] <= 1 for pt in curve for k in ("es_prob", "ns_prob", "mmlu", "sst2", "boolq",
+                                                              "mmlu_p", "sst2_p", "boolq_p"))
+        # held-out perplexity: the passages after the one the BoolQ probe asks about; bbedit has none of its own
+        assert all(pt["ppl"] > 1 for pt in (curve if m != "ike" else curve[:1]))
+        assert m != "ike" or all("ppl" not in pt for pt in curve[1:])
+    assert res["n_heldout_texts"] == 2
     h = res["headline"]
+    assert h["rome_ppl_ratio_at_4"] == res["curves"]["rome"][-1]["ppl"] / res["curves"]["rome"][0]["ppl"]
+    assert h["rome_ppl_ratio_at_4"] != 1.0  # four ROME edits move the weights the text is scored with
     # ROME (layer 8) and AlphaEdit+BLUE (layers 4 and 8) optimise at the same layer: one δ per edit, shared
     assert h["rome_target_s_per_edit"] == h["alphaedit_blue_target_s_per_edit"] > 0
     rome = res["curves"]["rome"]
@@ -309,8 +360,9 @@ def test_sequential_suite_shares_targets_and_resumes(tmp_path: Path) -> None:
     assert rome[-1]["edit_s_total"] > rome[1]["edit_s_total"] > 0
     assert "shared by the methods" in (out / "report.md").read_text() and (out / "whitebox-sequential.png").exists()
 
-    states = sorted((tmp_path / "cache" / "wbseq" / "sequential-state").glob("*.pt"))
-    assert len(states) == 2
+    folder = tmp_path / "cache" / "wbseq" / "sequential-state"
+    states = sorted(s for s in folder.glob("*.pt") if "@" not in s.name)
+    assert len(states) == 2 and len(list(folder.glob("*@[24].pt"))) == 4  # the latest, and one per checkpoint
     stamps = [s.stat().st_mtime_ns for s in states]
     again = json.loads((run_suite(p, **kw) / "results.json").read_text())
     for m in ("rome", "alphaedit_blue"):  # resumed at 4 edits: nothing re-applied, nothing re-measured
@@ -318,3 +370,27 @@ def test_sequential_suite_shares_targets_and_resumes(tmp_path: Path) -> None:
     drop = [{k: v for k, v in pt.items() if k != "edit_s_total"} for pt in res["curves"]["ike"]]
     assert [{k: v for k, v in pt.items() if k != "edit_s_total"} for pt in again["curves"]["ike"]] == drop
     assert [s.stat().st_mtime_ns for s in states] == stamps
+
+    import torch
+
+    # a state saved before perplexity was measured: the metric is taken on the kept weights (the latest
+    # state at 4, the checkpoint copy at 2), a point whose weights are gone stays without it, nothing else moves
+    rome_state = next(s for s in states if s.name.startswith("rome-"))
+    data = torch.load(rome_state, weights_only=False)
+    data["curve"] = [{k: v for k, v in pt.items() if k != "ppl"} for pt in data["curve"]]
+    torch.save(data, rome_state)
+    (folder / f"{rome_state.stem}@2.pt").unlink()
+    blue_state = next(s for s in states if s.name.startswith("alphaedit_blue-"))
+    data = torch.load(blue_state, weights_only=False)
+    data["curve"] = [{k: v for k, v in pt.items() if k != "ppl"} for pt in data["curve"]]
+    torch.save(data, blue_state)
+    third = json.loads((run_suite(p, **kw) / "results.json").read_text())
+    old_rome, new_rome = res["curves"]["rome"], third["curves"]["rome"]
+    assert "ppl" not in new_rome[1] and new_rome[2]["ppl"] == pytest.approx(old_rome[2]["ppl"], rel=1e-5)
+    assert new_rome[0]["ppl"] == pytest.approx(old_rome[0]["ppl"], rel=1e-5)
+    assert [{k: v for k, v in pt.items() if k != "ppl"} for pt in new_rome] == \
+        [{k: v for k, v in pt.items() if k != "ppl"} for pt in old_rome]
+    blue = third["curves"]["alphaedit_blue"]
+    assert [pt["ppl"] for pt in blue] == pytest.approx([pt["ppl"] for pt in res["curves"]["alphaedit_blue"]], rel=1e-5)
+    row = next(r for r in (out / "report.md").read_text().splitlines() if r.startswith("| ROME | 2 |"))
+    assert row.split("|")[10].strip() == "–"  # ROME's perplexity at 2 edits: its weights are gone

@@ -275,3 +275,28 @@ class TransformersBackend:
             hits = tuple(int(d.argmax()) == t for d, t in zip(dists, c, strict=True))
             scores.append(Score(sum(lps), lps, hits))
         return scores
+
+    def perplexity(self, texts: Sequence[str], max_tokens: int = 256) -> float:
+        """Perplexity of plain ``texts`` (no chat template), each cut to its first ``max_tokens`` tokens:
+        exp of the mean negative log-likelihood over every predicted token of every text."""
+        import math
+
+        import torch
+
+        nll, count = 0.0, 0
+        bos = self.tokenizer.bos_token_id
+        for text in texts:
+            ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            if bos is not None and (not ids or ids[0] != bos):
+                ids = [bos, *ids]
+            ids = ids[:max_tokens]
+            if len(ids) < 2:
+                continue
+            with self._lock, torch.no_grad():
+                x = torch.tensor([ids], device=self.device)
+                logits = self.lm(x, use_cache=False).logits[0, :-1].float()
+                nll += float(torch.nn.functional.cross_entropy(logits, x[0, 1:], reduction="sum"))
+            count += len(ids) - 1
+        if not count:
+            raise ConfigError("perplexity needs at least one text of two or more tokens")
+        return math.exp(nll / count)

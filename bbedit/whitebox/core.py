@@ -133,10 +133,12 @@ class Tokens:
 
 
 class Runner:
-    """Batched forwards of :class:`Rows` with the prefix computed once."""
+    """Batched forwards of :class:`Rows` with the prefix computed once. With ``upto`` (a module name),
+    every forward ends once that module has run: for reading activations of the layers up to it, the
+    layers above, the final norm and the vocabulary projection are never computed."""
 
-    def __init__(self, lm: Any, tokens: Tokens, rows: Rows) -> None:
-        self.lm, self.rows = lm, rows
+    def __init__(self, lm: Any, tokens: Tokens, rows: Rows, upto: str | None = None) -> None:
+        self.lm, self.rows, self.upto = lm, rows, upto
         dev = next(lm.parameters()).device
         n = len(rows.prefix)
         P = max((len(p) for p in rows.prefix), default=0)
@@ -162,18 +164,33 @@ class Runner:
         self.last_only = last_logits_only(lm)
         if P:  # only the keys and values are needed: no logits over the vocabulary for every prefix token
             pos = (pre_mask.cumsum(1) - 1).clamp(min=0)
-            with torch.no_grad():
+            # a cache made here is filled layer by layer, so it holds what the layers up to ``upto`` need
+            # even when the forward is stopped there
+            cache = None
+            if upto is not None:
+                from transformers import DynamicCache
+
+                cache = DynamicCache(config=lm.config)
+            with torch.no_grad(), self._stopped():
                 out = lm(input_ids=pre_ids.to(dev), attention_mask=pre_mask.to(dev), position_ids=pos.to(dev),
-                         use_cache=True, **self.last_only)
-            self.cache = out.past_key_values
+                         use_cache=True, past_key_values=cache, **self.last_only)
+                cache = out.past_key_values
+            self.cache = cache
         # where the target tokens sit in the suffix, and which logits predict them
         self.last = torch.tensor([len(s) - 1 for s in rows.suffix], device=dev)
 
+    def _stopped(self) -> contextlib.AbstractContextManager[None]:
+        return hooks.stop_after(self.lm, self.upto) if self.upto is not None else contextlib.nullcontext()
+
     def forward(self, logits: bool = True) -> Any:
-        """The suffix rows on the cached prefix; ``logits=False`` when only hooked activations are wanted."""
+        """The suffix rows on the cached prefix; ``logits=False`` when only hooked activations are wanted.
+        Returns None when the runner stops ``upto`` a module."""
         cache = copy.deepcopy(self.cache) if self.cache is not None else None
-        return self.lm(input_ids=self.suf_ids, attention_mask=self.mask, position_ids=self.pos,
-                       past_key_values=cache, use_cache=cache is not None, **({} if logits else self.last_only))
+        out = None
+        with self._stopped():
+            out = self.lm(input_ids=self.suf_ids, attention_mask=self.mask, position_ids=self.pos,
+                          past_key_values=cache, use_cache=cache is not None, **({} if logits else self.last_only))
+        return out
 
     def target_nll(self, logits: torch.Tensor) -> torch.Tensor:
         """Mean negative log-likelihood of each row's target tokens, (rows,)."""
@@ -236,24 +253,25 @@ class Editing:
 
     def keys(self, edits: Sequence[Edit], layers: Sequence[int], cfg: TargetConfig) -> dict[int, torch.Tensor]:
         """k per edit (mean over contexts) at each layer's down projection: {layer: (edits, d_in)}."""
-        got = self._at(edits, cfg, [(self.down(layer), True) for layer in layers])
+        got = self._at(edits, cfg, [(self.down(layer), True) for layer in layers], upto=max(layers))
         return dict(zip(layers, got, strict=True))
 
     def residual(self, edits: Sequence[Edit], layer: int, cfg: TargetConfig) -> torch.Tensor:
         """The residual stream after block ``layer`` at the subject's last token, per edit (mean over
         contexts): MEMIT's z."""
-        return self._at(edits, cfg, [(self.block(layer), False)])[0]
+        return self._at(edits, cfg, [(self.block(layer), False)], upto=layer)[0]
 
     def key_and_residual(self, edits: Sequence[Edit], layer: int, top: int, cfg: TargetConfig
                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`keys` at ``layer`` and :meth:`residual` at ``top`` from one forward."""
-        k, z = self._at(edits, cfg, [(self.down(layer), True), (self.block(top), False)])
+        k, z = self._at(edits, cfg, [(self.down(layer), True), (self.block(top), False)], upto=max(layer, top))
         return k, z
 
-    def _at(self, edits: Sequence[Edit], cfg: TargetConfig, where: Sequence[tuple[str, bool]]) -> list[torch.Tensor]:
+    def _at(self, edits: Sequence[Edit], cfg: TargetConfig, where: Sequence[tuple[str, bool]], upto: int
+            ) -> list[torch.Tensor]:
         """Per edit (mean over contexts), at the subject's last token: the input (True) or output (False)
-        of each named module, from one forward."""
-        run = Runner(self.lm, self.tokens, self.tokens.rows(edits, cfg, with_target=False))
+        of each named module (all in blocks up to ``upto``), from one forward that ends after block ``upto``."""
+        run = Runner(self.lm, self.tokens, self.tokens.rows(edits, cfg, with_target=False), upto=self.block(upto))
         with contextlib.ExitStack() as stack:
             stack.enter_context(torch.no_grad())
             got = [stack.enter_context(hooks.capture(self.lm, [n], inputs=i)) for n, i in where]
