@@ -403,14 +403,18 @@ def choice_accuracy(model: Any, probes: Sequence[tuple[str, list[Message], list[
     return out
 
 
+HELDOUT_TOKENS = 256  # each held-out text is scored on its first this many tokens
+
+
 def heldout_texts(ctx: RunContext, n: int, skip: int) -> list[str]:
     """``n`` distinct Wikipedia passages for a perplexity probe: BoolQ's, after the ``skip`` records the
     BoolQ probe asks about, and none that the file's second half also holds (the key statistics read the
     file from its end: 100k tokens are about a fifth of it)."""
     from bbedit.evaluation import general
-    from bbedit.memory import formats
+    from bbedit.whitebox import stats
 
-    passages = [str(r["passage"]).strip() for _, _, r in formats.records(ctx.data_path(general.TASKS["boolq"][0]))]
+    # read as the statistics read it, so the exclusion compares the same texts
+    passages = [t.strip() for t in stats.read_corpus(ctx.data_path(general.TASKS["boolq"][0]))]
     half = len(passages) // 2
     asked, late = set(passages[:skip]), set(passages[half:])
     seen: dict[str, None] = {}
@@ -440,7 +444,7 @@ def measure(ctx: RunContext, model: Any, cases: Sequence[Case], sample: Sequence
     out = {f"{SHORT[k]}_prob": v for k, v in editing.summarise(per).items() if k in SHORT}
     out.update(choice_accuracy(model, general, gen_messages))
     if heldout:
-        out["ppl"] = model.perplexity(heldout)
+        out["ppl"] = model.perplexity(heldout, max_tokens=HELDOUT_TOKENS)
     return out
 
 
@@ -709,7 +713,7 @@ def sequential_report(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) ->
     ]
     if n_held:
         lines += [f"*Perplexity*: of {n_held} held-out Wikipedia passages (BoolQ's, none of them asked about by the "
-                  "BoolQ probe nor in the key statistics' corpus), first 256 tokens each, without chat template. "
+                  f"BoolQ probe nor in the key statistics' corpus), first {HELDOUT_TOKENS} tokens each, without chat template. "
                   "bbedit does not change the weights and adds nothing to text outside its scope, so its perplexity "
                   "stays the unedited model's (shown at 0 edits only). A white-box point shown as – was measured "
                   "before the metric existed and its weights were not kept.", ""]
