@@ -172,7 +172,9 @@ class Answer:
 
     ``edit`` is the edit applied (None when the query passed through untouched);
     ``score`` the gate's score; ``original_text`` the unedited answer when the
-    editor produced one (post-editing) or None; ``timings`` seconds per stage.
+    editor produced one (post-editing) or None; ``timings`` seconds per stage;
+    ``route`` the :class:`bbedit.routing.Route` it was answered on (every candidate
+    the gate scored, for explanations).
     """
 
     text: str
@@ -180,6 +182,7 @@ class Answer:
     score: float
     original_text: str | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
+    route: Any = None
 
     @property
     def edited(self) -> bool:

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from bbedit.editors.base import make_editor
+from bbedit.editors.base import word_chunks as _chunks
 from bbedit.editors.postedit import PostEditConfig, PostEditor, ReplaceEditor, render_prompt
 from bbedit.editors.postedit.data import build_examples, read_facts, template_answer
-from bbedit.editors.postedit.editor import EDIT, KEEP, _chunks
+from bbedit.editors.postedit.editor import EDIT, KEEP
 from bbedit.editors.postedit.text import apply_script, mentions, replace_target, script_for
 from bbedit.errors import ConfigError, EditFileError, ModelNotFound
 from bbedit.types import Edit

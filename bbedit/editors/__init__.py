@@ -1,5 +1,20 @@
-"""Black-box editors: they change an answer when the scope gate says a query is about an edit."""
+"""Black-box editors: they change an answer when the scope gate says a query is about an edit.
 
-from bbedit.editors.base import Editor, EditorOutput, editor_names, make_editor, register_editor
+Two kinds: :class:`RequestEditor` (changes the request: IKE) and :class:`AnswerEditor` (rewrites the
+backend's answer: the post-editors)."""
 
-__all__ = ["Editor", "EditorOutput", "editor_names", "make_editor", "register_editor"]
+from bbedit.editors.base import (
+    AnswerEditor,
+    Editor,
+    EditorBase,
+    EditorOutput,
+    RequestEditor,
+    Rewrite,
+    check_editor,
+    editor_names,
+    make_editor,
+    register_editor,
+)
+
+__all__ = ["AnswerEditor", "Editor", "EditorBase", "EditorOutput", "RequestEditor", "Rewrite", "check_editor",
+           "editor_names", "make_editor", "register_editor"]

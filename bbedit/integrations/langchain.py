@@ -1,18 +1,17 @@
 """LangChain integration: a chat model that applies an edit memory to any chat model, a retriever over
 the memory, and a chat model over any bbedit backend. Imports only ``langchain_core``.
 
-:class:`EditedChatModel` routes each conversation with the pipeline's memory + scope gate
-(:meth:`bbedit.pipeline.EditedModel.route`). Out of scope, the wrapped model gets the caller's messages
-and options untouched. In scope, an editor that rewrites the conversation (IKE) changes the messages
-the wrapped model sees; an editor that rewrites answers (the post-editors) rewrites the wrapped
-model's answer. The answer's ``response_metadata["bbedit"]`` says which edit applied.
+:class:`EditedChatModel` routes each conversation with bbedit's one routing seam
+(:class:`bbedit.routing.Router`: memory + scope gate). Out of scope, the wrapped model gets the caller's
+messages and options untouched. In scope, a request editor (IKE) changes the messages the wrapped model
+sees; an answer editor (the post-editors) rewrites the wrapped model's answer. The answer's ``response_metadata["bbedit"]`` says which edit applied.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -35,48 +34,44 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from bbedit.conversation import last_user_text
+from bbedit.editors.base import (
+    AnswerEditor,
+    EditorBase,
+    RequestEditor,
+    check_editor,
+    make_editor,
+    word_chunks,
+)
 from bbedit.editors.ike import fact_sentence
-from bbedit.errors import ConfigError
 from bbedit.memory.memory import EditMemory
-from bbedit.pipeline import EditedModel, last_user_text
-from bbedit.types import Edit, GateDecision, Message
+from bbedit.routing import Router
+from bbedit.types import Edit, Message
 
 
-def _chunks(text: str, words: int = 4) -> list[str]:
-    from bbedit.server.sse import word_chunks
-
-    return word_chunks(text, words)
-
-
-class _WrappedBackend:
-    """The pipeline's backend when the model is a LangChain chat model (only routing uses the pipeline)."""
-
-    def __init__(self, llm: BaseChatModel) -> None:
-        self.llm = llm
-        self.name = f"langchain:{llm._llm_type}"
-
-    def generate(self, messages: Sequence[Message], **opts: Any) -> str:
-        return str(self.llm.invoke(convert_to_messages(list(messages)), **opts).text)
+def _chunks(text: str) -> list[str]:
+    return list(word_chunks(text)) or [""]
 
 
 class EditedChatModel(BaseChatModel):
     """Any LangChain chat model (``llm``) with the edits of ``memory`` applied from outside.
 
-    ``gate`` defaults to the memory's saved gate; ``editor`` is an editor or its name ("ike",
-    "postedit", "replace"). Raises :class:`bbedit.errors.ConfigError` at the first call when the
-    editor can neither rewrite the conversation (``build_messages``) nor the answer (``rewrite``).
+    ``gate`` defaults to the memory's saved gate and ``k`` to the gate's; ``editor`` is an editor or
+    its name ("ike", "postedit", "replace"). Raises :class:`bbedit.errors.ConfigError` at the first call
+    for an unknown editor name or an editor that is neither a request nor an answer editor.
     """
 
     llm: BaseChatModel
     memory: EditMemory
     gate: Any = None
     editor: Any = "ike"
-    k: int = 5
+    k: int | None = None
     model_name: str | None = Field(default=None, alias="model")
     streaming: bool = False
 
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
-    _pipeline: EditedModel | None = PrivateAttr(default=None)
+    _router: Router | None = PrivateAttr(default=None)
+    _editor: EditorBase | None = PrivateAttr(default=None)
 
     @property
     def _llm_type(self) -> str:
@@ -84,7 +79,7 @@ class EditedChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"llm": self.llm._llm_type, "editor": self.pipeline.editor.name, "edits": len(self.memory)}
+        return {"llm": self.llm._llm_type, "editor": self.bbedit_editor.name, "edits": len(self.memory)}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         inner = self.llm._get_ls_params(stop=stop, **kwargs)
@@ -99,46 +94,51 @@ class EditedChatModel(BaseChatModel):
         return params
 
     @property
-    def pipeline(self) -> EditedModel:
-        """The :class:`EditedModel` that routes (built at first use)."""
-        if self._pipeline is None:
-            p = EditedModel(_WrappedBackend(self.llm), self.memory, self.gate, self.editor, k=self.k)
-            if getattr(p.editor, "build_messages", None) is None and getattr(p.editor, "rewrite", None) is None:
-                raise ConfigError(f"editor {p.editor.name!r} can neither rewrite the conversation nor the answer")
-            self._pipeline = p
-        return self._pipeline
+    def router(self) -> Router:
+        """The :class:`Router` over the memory and gate (built at first use)."""
+        if self._router is None:
+            self._router = Router(self.memory, self.gate, k=self.k)
+        return self._router
+
+    @property
+    def bbedit_editor(self) -> EditorBase:
+        """The editor instance (built from its name at first use)."""
+        if self._editor is None:
+            editor = make_editor(self.editor) if isinstance(self.editor, str) else self.editor
+            check_editor(editor)
+            editor.bind(self.memory)
+            self._editor = editor
+        return self._editor
 
     # -- routing ------------------------------------------------------------------------------------
     def _route(self, messages: list[BaseMessage]) -> tuple[list[Message], Edit | None, dict[str, Any]]:
         dicts = convert_to_openai_messages(messages)
         assert isinstance(dicts, list)
-        decision: GateDecision | None
-        with self.memory.lock:  # one consistent memory state for retrieval and gate
-            self.memory.refresh()
-            try:
-                decision, _ = self.pipeline.route(dicts)
-            except ConfigError:  # no user message
-                decision = None
-        edit = decision.edit if decision is not None and dicts and dicts[-1].get("role") == "user" else None
-        info = {} if edit is None or decision is None else {
-            "edit_id": edit.id, "score": round(float(decision.score), 4), "editor": self.pipeline.editor.name}
+        editor = self.bbedit_editor
+        route = self.router.route(dicts, threshold=editor.gate_threshold)
+        edit = route.edit
+        info = {} if edit is None else {"edit_id": edit.id, "score": round(float(route.score), 4),
+                                        "editor": editor.name}
         return dicts, edit, info
 
+    def _rewrites(self, edit: Edit | None) -> bool:
+        """Whether this answer is to be rewritten after the wrapped model wrote it."""
+        return edit is not None and isinstance(self.bbedit_editor, AnswerEditor)
+
     def _prepared(self, messages: list[BaseMessage], dicts: list[Message], edit: Edit | None) -> list[BaseMessage]:
-        prepare = getattr(self.pipeline.editor, "build_messages", None)
-        if edit is None or prepare is None:
+        editor = self.bbedit_editor
+        if edit is None or not isinstance(editor, RequestEditor):
             return messages
-        return convert_to_messages(prepare(dicts, edit))
+        return convert_to_messages(editor.build_messages(dicts, edit))
 
     def _finish(self, msg: BaseMessage, dicts: list[Message], edit: Edit | None, info: dict[str, Any]) -> AIMessage:
         out = msg if isinstance(msg, AIMessage) else AIMessage(content=msg.content)
         if edit is None:
             return out
-        rewrite = None if hasattr(self.pipeline.editor, "build_messages") else getattr(
-            self.pipeline.editor, "rewrite", None)
+        editor = self.bbedit_editor
         update: dict[str, Any] = {"response_metadata": {**out.response_metadata, "bbedit": dict(info)}}
-        if rewrite is not None and isinstance(out.content, str) and out.content.strip():
-            r = rewrite(last_user_text(dicts), out.content, edit)
+        if isinstance(editor, AnswerEditor) and isinstance(out.content, str) and out.content.strip():
+            r = editor.rewrite(last_user_text(dicts), out.content, edit)
             update["content"] = r.text
             update["response_metadata"]["bbedit"]["changed"] = bool(r.changed)
         return out.model_copy(update=update)
@@ -162,7 +162,7 @@ class EditedChatModel(BaseChatModel):
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         dicts, edit, info = self._route(messages)
-        if edit is not None and not hasattr(self.pipeline.editor, "build_messages"):
+        if self._rewrites(edit):
             # a post-editor needs the whole answer; the rewrite is then handed out in pieces
             final = self._finish(self.llm.invoke(messages, stop=stop, **kwargs), dicts, edit, info)
             yield from self._pieces(final, run_manager)
@@ -175,7 +175,7 @@ class EditedChatModel(BaseChatModel):
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
         loop = asyncio.get_running_loop()
         dicts, edit, info = await loop.run_in_executor(None, self._route, messages)
-        if edit is not None and not hasattr(self.pipeline.editor, "build_messages"):
+        if self._rewrites(edit):
             answer = await self.llm.ainvoke(messages, stop=stop, **kwargs)
             final = await loop.run_in_executor(None, self._finish, answer, dicts, edit, info)
             for piece in self._pieces(final, None):
@@ -227,18 +227,17 @@ class EditMemoryRetriever(BaseRetriever):
     gate: Any = None
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
+    _router: Router | None = PrivateAttr(default=None)
 
     def _get_relevant_documents(self, query: str, *,
                                 run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         self.memory.refresh()
         if not self.in_scope_only:
             return [_document(h.edit, h.score) for h in self.memory.search(query, self.k)]
-        if self.gate is None:
-            from bbedit.scope.gate import load_gate
-
-            self.gate = load_gate(self.memory)
-        d = self.gate.decide(query, self.memory.retrieve(query, max(self.k, self.gate.k)))
-        return [] if d.edit is None else [_document(d.edit, d.score)]
+        if self._router is None:
+            self._router = Router(self.memory, self.gate)
+        route = self._router.route_query(query)
+        return [] if route.edit is None else [_document(route.edit, route.score)]
 
     async def _aget_relevant_documents(self, query: str, *,
                                        run_manager: AsyncCallbackManagerForRetrieverRun) -> list[Document]:

@@ -50,7 +50,7 @@ def _edit_error(e: Exception) -> APIError:
 def admin_router(proxy: EditingProxy) -> APIRouter:
     """The admin routes over ``proxy``'s memory."""
     config = proxy.config
-    memory = proxy.model.memory
+    memory = proxy.memory
 
     def auth(request: Request) -> None:
         check_token(request, config.token)

@@ -15,9 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from bbedit.editors.base import EditorBase, make_editor
 from bbedit.errors import BackendError, BBEditError, ConfigError, MemoryCorrupt
 from bbedit.memory.memory import EditMemory
-from bbedit.pipeline import EditedModel
+from bbedit.routing import Router
 from bbedit.server.admin import admin_router
 from bbedit.server.config import ServerConfig
 from bbedit.server.errors import APIError
@@ -67,47 +68,46 @@ def _error_response(err: APIError) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
 
 
-def create_app(config: ServerConfig, *, memory: EditMemory | None = None, model: EditedModel | None = None,
-               transport: httpx.AsyncBaseTransport | None = None) -> Any:
+def create_app(config: ServerConfig, *, memory: EditMemory | None = None, router: Router | None = None,
+               editor: EditorBase | None = None, transport: httpx.AsyncBaseTransport | None = None) -> Any:
     """The ASGI app of the proxy (FastAPI wrapped in the body-size guard).
 
-    ``memory`` or a whole ``model`` may be given (tests, embedding in another app): they are then
+    ``memory`` or a whole ``router`` may be given (tests, embedding in another app): they are then
     not closed with the app. Otherwise the memory at ``config.memory`` is opened (created if
-    missing) with its saved gate, and ``config.editor`` is built. ``transport`` replaces the
-    HTTP transport to the upstream. Raises :class:`ConfigError` / :class:`MemoryCorrupt`.
+    missing) with its saved gate. ``editor`` defaults to ``config.editor`` built by name.
+    ``transport`` replaces the HTTP transport to the upstream.
+    Raises :class:`ConfigError` / :class:`MemoryCorrupt`.
     """
-    from bbedit.backends.openai_backend import OpenAIBackend
     from bbedit.scope.gate import load_gate
 
-    owns_memory = memory is None and model is None
-    if model is None:
+    owns_memory = memory is None and router is None
+    if router is None:
         if memory is None:
             memory = EditMemory(config.memory)
         gate = load_gate(memory)
         if config.gate_threshold is not None:
             gate.set_threshold(config.gate_threshold)
-        # the pipeline's own backend (not used by the proxy, which calls the upstream asynchronously);
-        # a model name is given so nothing is asked of the upstream at start-up
-        backend = OpenAIBackend(model="upstream", base_url=config.upstream, api_key=config.upstream_api_key)
-        model = EditedModel(backend, memory, gate, config.editor)
+        router = Router(memory, gate)
+    if editor is None:
+        editor = make_editor(config.editor)
     metrics = Metrics()
     pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="bbedit-serve")
     upstream = Upstream(config, transport)
-    proxy = EditingProxy(config, model, upstream, pool, metrics)
+    proxy = EditingProxy(config, router, editor, upstream, pool, metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if config.warm_up:
             await proxy.run(proxy.warm_up)
-        log.info("bbedit proxy ready: upstream %s, editor %s, %d edits", config.upstream, model.editor.name,
-                 len(model.memory))
+        log.info("bbedit proxy ready: upstream %s, editor %s, %d edits", config.upstream, proxy.editor.name,
+                 len(proxy.memory))
         try:
             yield
         finally:
             await upstream.aclose()
             pool.shutdown(wait=True)
             if owns_memory:
-                model.memory.close()
+                proxy.memory.close()
 
     app = FastAPI(title="bbedit", version="0.1.0", lifespan=lifespan,
                   description="OpenAI-compatible editing proxy and edit admin API")
@@ -162,7 +162,7 @@ def create_app(config: ServerConfig, *, memory: EditMemory | None = None, model:
 
     @app.get("/healthz", summary="Liveness; with ?upstream=true also asks the upstream")
     async def healthz(upstream: bool = False) -> JSONResponse:
-        body: dict[str, Any] = {"status": "ok", "edits": len(model.memory), "editor": model.editor.name,
+        body: dict[str, Any] = {"status": "ok", "edits": len(proxy.memory), "editor": proxy.editor.name,
                                 "upstream": config.upstream}
         if upstream:
             try:
@@ -174,7 +174,7 @@ def create_app(config: ServerConfig, *, memory: EditMemory | None = None, model:
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:
-        data, ctype = metrics.render(len(model.memory))
+        data, ctype = metrics.render(len(proxy.memory))
         return Response(data, media_type=ctype)
 
     app.include_router(admin_router(proxy))

@@ -21,7 +21,9 @@ class Metrics:
         self.upstream = Histogram("bbedit_upstream_seconds", "Upstream time to response headers",
                                   registry=self.registry,
                                   buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
-        self.decisions = Counter("bbedit_chat_requests", "Chat requests by outcome (passthrough or edited)",
+        self.decisions = Counter("bbedit_chat_requests", "Chat requests by outcome: passthrough (out of scope), edited (the client got an edited answer), "
+                                 "kept (routed, but the post-editor left the answer as it was), upstream_error (routed, "
+                                 "no answer)",
                                  ["outcome", "editor"], registry=self.registry)
         self.upstream_errors = Counter("bbedit_upstream_errors", "Upstream failures passed to clients, by code",
                                        ["code"], registry=self.registry)

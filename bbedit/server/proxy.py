@@ -1,15 +1,15 @@
-"""The chat route of the proxy: route with the pipeline, then pass through or edit.
+"""The chat route of the proxy: route with the :class:`~bbedit.routing.Router`, then pass through or edit.
 
 Out of scope (the gate finds no edit, or the conversation does not end with a user message),
 the client's request body goes upstream byte for byte and the upstream's answer comes back byte
-for byte, streamed or not. In scope, the editor of the :class:`~bbedit.pipeline.EditedModel`
-acts on the whole request, so every other field (``n``, tools, ``logprobs``, sampling options,
-vendor extensions) still reaches the upstream:
+for byte, streamed or not. In scope, the editor acts on the whole request, by its declared kind,
+so every other field (``n``, tools, ``logprobs``, sampling options, vendor extensions) still
+reaches the upstream:
 
-* an editor that rewrites the conversation (``build_messages``, IKE) changes only ``messages``;
+* a request editor (:class:`~bbedit.editors.RequestEditor`, IKE) changes only ``messages``;
   the upstream's answer comes back with a ``bbedit`` field added (to every chunk when streaming);
-* an editor that rewrites answers (``rewrite``, the post-editors) gets the upstream's whole answer
-  and rewrites each choice's text; a streaming client receives the result as chunks.
+* an answer editor (:class:`~bbedit.editors.AnswerEditor`, the post-editors) gets the upstream's
+  whole answer and rewrites each choice's text; a streaming client receives the result as chunks.
 
 Edited responses carry ``X-BBEdit-Edit: <edit id>`` and ``"bbedit": {"edit_id", "score", "editor"}``.
 The CPU-bound parts (memory retrieval, gate, post-editor) run in a thread pool; the upstream call
@@ -31,14 +31,16 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from bbedit.errors import ConfigError
-from bbedit.pipeline import EditedModel, last_user_text
+from bbedit.conversation import last_user_text
+from bbedit.editors.base import AnswerEditor, EditorBase, RequestEditor, check_editor
+from bbedit.memory.memory import EditMemory
+from bbedit.routing import Route, Router
 from bbedit.server import sse
 from bbedit.server.config import ServerConfig
 from bbedit.server.errors import APIError, bad_request, error_body
 from bbedit.server.metrics import Metrics
 from bbedit.server.upstream import Upstream, forward_headers, response_headers
-from bbedit.types import Edit, GateDecision, Message
+from bbedit.types import Edit, Message
 
 log = logging.getLogger(__name__)
 
@@ -100,48 +102,41 @@ def check_chat(body: Mapping[str, Any]) -> tuple[list[Message], bool]:
 
 
 class EditingProxy:
-    """The chat route over one :class:`EditedModel` (memory, gate, editor) and one upstream.
+    """The chat route over one :class:`Router` (memory, gate, k), one editor and one upstream.
 
-    Raises :class:`ConfigError` when the model's editor can neither rewrite the conversation
-    (``build_messages``) nor the answer (``rewrite``).
+    Raises :class:`ConfigError` when the editor is neither a request nor an answer editor.
     """
 
-    def __init__(self, config: ServerConfig, model: EditedModel, upstream: Upstream, pool: ThreadPoolExecutor,
-                 metrics: Metrics) -> None:
+    def __init__(self, config: ServerConfig, router: Router, editor: EditorBase, upstream: Upstream,
+                 pool: ThreadPoolExecutor, metrics: Metrics) -> None:
+        check_editor(editor)
         self.config = config
-        self.model = model
+        self.router = router
+        self.editor = editor
         self.upstream = upstream
         self.pool = pool
         self.metrics = metrics
-        editor = model.editor
-        self._prepare: Callable[..., list[Message]] | None = getattr(editor, "build_messages", None)
-        self._rewrite: Callable[..., Any] | None = None if self._prepare else getattr(editor, "rewrite", None)
-        if self._prepare is None and self._rewrite is None:
-            raise ConfigError(f"editor {editor.name!r} cannot run behind the proxy: it has neither "
-                              "build_messages (rewrites the request) nor rewrite (rewrites the answer)")
+        editor.bind(router.memory)
+
+    @property
+    def memory(self) -> EditMemory:
+        return self.router.memory
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in the worker pool."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
 
     # -- routing ------------------------------------------------------------------------------------
-    def _route(self, messages: list[Message]) -> GateDecision | None:
-        memory = self.model.memory
-        with memory.lock:  # an admin write or a reload must not change the edits between retrieval and gate
-            if memory.refresh():
-                self.metrics.reloads.inc()
-            try:
-                decision, _ = self.model.route(messages)
-            except ConfigError:  # no user message: nothing an edit could be about
-                return None
-        return decision
+    def _route(self, messages: list[Message]) -> Route:
+        route = self.router.route(messages, threshold=self.editor.gate_threshold)
+        if route.reloaded:
+            self.metrics.reloads.inc()
+        return route
 
     def warm_up(self) -> None:
         """Load the embedder, the gate and the editor's model before the first request."""
-        self._route([{"role": "user", "content": "warm-up question about nothing in particular"}])
-        load = getattr(self.model.editor, "load", None)
-        if callable(load):
-            load()
+        self.router.route_query("warm-up question about nothing in particular")
+        self.editor.load()
 
     # -- the route ----------------------------------------------------------------------------------
     async def chat(self, request: Request) -> Response:
@@ -150,22 +145,26 @@ class EditingProxy:
         body = parse_object(raw)
         messages, stream = check_chat(body)
         try:
-            decision = await self.run(self._route, messages)
+            route = await self.run(self._route, messages)
         except UnicodeError as e:
             raise bad_request(f"a message is not valid Unicode text: {e}", param="messages") from e
         timing = {"route": time.perf_counter() - t0}
         self.metrics.routing.observe(timing["route"])
         headers = forward_headers(request.headers, self.config.upstream_api_key)
-        edit = decision.edit if decision is not None and messages[-1].get("role") == "user" else None
+        edit = route.edit
         if edit is None:
             self.metrics.decisions.labels("passthrough", "").inc()
             return await self.forward("chat/completions", raw, headers, stream, timing, t0)
-        assert decision is not None
-        self.metrics.decisions.labels("edited", self.model.editor.name).inc()
-        info = {"edit_id": edit.id, "score": round(float(decision.score), 4), "editor": self.model.editor.name}
-        if self._prepare is not None:
-            return await self._in_context(body, messages, edit, info, headers, stream, timing, t0)
-        return await self._post_edit(body, messages, edit, info, headers, stream, timing, t0)
+        info = {"edit_id": edit.id, "score": round(float(route.score), 4), "editor": self.editor.name}
+        if isinstance(self.editor, RequestEditor):
+            return await self._in_context(self.editor, body, messages, edit, info, headers, stream, timing, t0)
+        assert isinstance(self.editor, AnswerEditor)  # check_editor: one of the two kinds
+        return await self._post_edit(self.editor, body, messages, edit, info, headers, stream, timing, t0)
+
+    def _outcome(self, outcome: str) -> None:
+        """Count a routed request by what became of it: ``edited`` only when the client got an edited
+        answer (``kept``: the post-editor left every choice as it was; ``upstream_error``: no answer)."""
+        self.metrics.decisions.labels(outcome, self.editor.name).inc()
 
     async def forward(self, path: str, raw: bytes, headers: dict[str, str], stream: bool,
                       timing: dict[str, float], t0: float, method: str = "POST") -> Response:
@@ -202,10 +201,10 @@ class EditingProxy:
         finally:
             await resp.aclose()
 
-    async def _in_context(self, body: dict[str, Any], messages: list[Message], edit: Edit, info: dict[str, Any],
-                          headers: dict[str, str], stream: bool, timing: dict[str, float], t0: float) -> Response:
-        assert self._prepare is not None
-        built = await self.run(self._prepare, messages, edit)
+    async def _in_context(self, editor: RequestEditor, body: dict[str, Any], messages: list[Message], edit: Edit,
+                          info: dict[str, Any], headers: dict[str, str], stream: bool, timing: dict[str, float],
+                          t0: float) -> Response:
+        built = await self.run(editor.build_messages, messages, edit)
         try:
             content = json.dumps({**body, "messages": built}, ensure_ascii=False).encode()
         except (ValueError, RecursionError) as e:
@@ -217,19 +216,22 @@ class EditingProxy:
         self.metrics.upstream.observe(timing["upstream"])
         out_headers = {**response_headers(resp.headers), **_server_timing(timing, t0), **_edit_headers(info)}
         if stream and resp.status_code == 200:
+            self._outcome("edited")
             return StreamingResponse(self._relay(resp, info), status_code=200, headers=out_headers)
         if stream:
             await resp.aread()
             await resp.aclose()
         data = _json_object(resp)
         if resp.status_code != 200 or data is None:
+            self._outcome("upstream_error")
             return Response(resp.content, status_code=resp.status_code, headers=out_headers)
+        self._outcome("edited")
         data["bbedit"] = info
         return _json_response(data, out_headers)
 
-    async def _post_edit(self, body: dict[str, Any], messages: list[Message], edit: Edit, info: dict[str, Any],
-                         headers: dict[str, str], stream: bool, timing: dict[str, float], t0: float) -> Response:
-        assert self._rewrite is not None
+    async def _post_edit(self, editor: AnswerEditor, body: dict[str, Any], messages: list[Message], edit: Edit,
+                         info: dict[str, Any], headers: dict[str, str], stream: bool, timing: dict[str, float],
+                         t0: float) -> Response:
         up = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
         t1 = time.perf_counter()
         resp = await self.upstream.request("POST", "chat/completions", content=json.dumps(up).encode(),
@@ -239,6 +241,7 @@ class EditingProxy:
         data = _json_object(resp)
         out_headers = {**response_headers(resp.headers), **_edit_headers(info)}
         if resp.status_code != 200 or data is None or not isinstance(data.get("choices"), list):
+            self._outcome("upstream_error")
             return Response(resp.content, status_code=resp.status_code, headers=out_headers)
         query = last_user_text(messages)
         changed = []
@@ -248,12 +251,13 @@ class EditingProxy:
             if not isinstance(msg, dict) or not isinstance(text, str) or not text.strip():
                 changed.append(False)
                 continue
-            rewritten = await self.run(self._rewrite, query, text, edit)
+            rewritten = await self.run(editor.rewrite, query, text, edit)
             msg["content"] = rewritten.text
             changed.append(bool(rewritten.changed))
             if rewritten.changed and choice.get("logprobs") is not None:
                 choice["logprobs"] = None  # they described the words that were replaced
         info = {**info, "changed": changed}
+        self._outcome("edited" if any(changed) else "kept")
         out_headers.update(_server_timing(timing, t0))
         if not stream:
             data["bbedit"] = info

@@ -8,6 +8,8 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
+from bbedit.editors.base import word_chunks as _word_chunks
+
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 
 
@@ -55,9 +57,8 @@ DONE = b"data: [DONE]\n\n"
 
 
 def word_chunks(text: str, words: int = 4) -> list[str]:
-    """``text`` in pieces of a few words that join back to it exactly."""
-    parts = re.split(r"(?<=\s)(?=\S)", text)
-    return ["".join(parts[i:i + words]) for i in range(0, len(parts), words)] or [""]
+    """``text`` in pieces of a few words that join back to it exactly (one empty piece for "")."""
+    return list(_word_chunks(text, words)) or [""]
 
 
 def completion_chunks(completion: Mapping[str, Any], extra: Mapping[str, Any], include_usage: bool) -> Iterator[bytes]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from bbedit.backends import Backend, supports
-from bbedit.editors.base import EditorOutput
+from bbedit.conversation import content_text, ends_with_user, with_content_text
+from bbedit.editors.base import RequestEditor
 from bbedit.editors.ike.config import IKEConfig
 from bbedit.errors import ConfigError
 from bbedit.prompts import load_prompt
@@ -32,8 +32,12 @@ def fact_sentence(edit: Edit) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-class IKEEditor:
-    """In-context editing; ``config`` or keyword overrides of :class:`IKEConfig`."""
+class IKEEditor(RequestEditor):
+    """In-context editing; ``config`` or keyword overrides of :class:`IKEConfig`.
+
+    Demonstrations are chosen by meaning with the edit memory's embedder (:meth:`bind`; the pipeline,
+    the proxy and the harness bind it), or with ``embedder`` when one is given.
+    """
 
     name = "ike"
 
@@ -41,8 +45,34 @@ class IKEEditor:
         base = config or IKEConfig()
         self.config = IKEConfig(**{**base.__dict__, **overrides}) if overrides else base
         self._embedder = embedder
+        self._memory: Any = None
         self._demos: list[dict[str, str]] | None = None
         self._demo_vecs: np.ndarray | None = None
+
+    def bind(self, memory: Any) -> None:
+        """Embed with ``memory``'s embedder (loaded when the first demonstration is chosen)."""
+        if self._memory is not memory:
+            self._memory, self._demo_vecs = memory, None
+
+    def load(self) -> None:
+        """Read the demonstration pool and embed it (so the first request does not wait for it)."""
+        if self.config.mode == "ike" and self.config.n_demos > 0:
+            self._pool_vectors()
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        if self._embedder is None:
+            if self._memory is None:
+                from bbedit.memory.embedder import load_embedder
+
+                self._embedder = load_embedder()
+            else:
+                return self._memory.embedder.embed(texts)  # type: ignore[no-any-return]
+        return self._embedder.embed(texts)  # type: ignore[no-any-return]
+
+    def _pool_vectors(self) -> np.ndarray:
+        if self._demo_vecs is None:
+            self._demo_vecs = self._embed([d["fact"] + " " + d["question"] for d in self.demos()])
+        return self._demo_vecs
 
     # -- demonstrations -----------------------------------------------------------------------------
     def demos(self) -> list[dict[str, str]]:
@@ -65,14 +95,9 @@ class IKEEditor:
         n = min(self.config.n_demos, len(pool))
         if n == 0:
             return []
-        if self._embedder is None:
-            from bbedit.memory.embedder import load_embedder
-
-            self._embedder = load_embedder()
-        if self._demo_vecs is None:
-            self._demo_vecs = self._embedder.embed([d["fact"] + " " + d["question"] for d in pool])
-        q = self._embedder.embed([query])[0]
-        order = np.argsort(-(self._demo_vecs @ q), kind="stable")
+        vecs = self._pool_vectors()
+        q = self._embed([query])[0]
+        order = np.argsort(-(vecs @ q), kind="stable")
         # keep the three kinds balanced: take the best of each kind in turn
         by_kind: dict[str, list[int]] = {}
         for i in order:
@@ -88,10 +113,10 @@ class IKEEditor:
     def build_messages(self, messages: Sequence[Message], edit: Edit) -> list[Message]:
         """The conversation the model sees for an in-scope query (the input is not modified)."""
         msgs = [dict(m) for m in messages]
-        if not msgs or msgs[-1].get("role") != "user":
+        if not ends_with_user(msgs):
             raise ConfigError("the last message must be the user's question")
         fact = fact_sentence(edit)
-        question = str(msgs[-1].get("content", ""))
+        question = content_text(msgs[-1].get("content"))
         if self.config.mode == "fact":
             system = load_prompt("ike/system_fact.txt").format(fact=fact)
             return _with_system(msgs, system)
@@ -100,26 +125,14 @@ class IKEEditor:
         for d in self._select(question):
             shots.append({"role": "user", "content": turn.format(fact=d["fact"], question=d["question"])})
             shots.append({"role": "assistant", "content": d["answer"]})
-        msgs[-1] = {**msgs[-1], "content": turn.format(fact=fact, question=question)}
+        msgs[-1] = with_content_text(msgs[-1], turn.format(fact=fact, question=question))
         out = _with_system(msgs, load_prompt("ike/system_ike.txt"))
-        first = 1 if out and out[0]["role"] == "system" else 0
+        first = 1 if out and out[0]["role"] in ("system", "developer") else 0
         return out[:first] + shots + out[first:]
-
-    def answer(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> EditorOutput:
-        """The model's answer given the edit in context. Raises BackendError from the backend."""
-        return EditorOutput(backend.generate(self.build_messages(messages, edit), **opts))
-
-    def stream(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> Iterator[str]:
-        """Stream the answer (falls back to one chunk when the backend cannot stream)."""
-        built = self.build_messages(messages, edit)
-        if supports(backend, "stream"):
-            yield from backend.stream(built, **opts)  # type: ignore[attr-defined]
-        else:
-            yield backend.generate(built, **opts)
 
 
 def _with_system(msgs: list[Message], system: str) -> list[Message]:
     """Prepend ``system`` to the conversation's system message, or add one."""
-    if msgs and msgs[0].get("role") == "system":
-        return [{**msgs[0], "content": system + "\n\n" + str(msgs[0].get("content", ""))}, *msgs[1:]]
+    if msgs and msgs[0].get("role") in ("system", "developer"):
+        return [with_content_text(msgs[0], system + "\n\n" + content_text(msgs[0].get("content"))), *msgs[1:]]
     return [{"role": "system", "content": system}, *msgs]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+from bbedit.editors.base import AnswerEditor, Rewrite
 from bbedit.editors.ike import fact_sentence
-from bbedit.editors.postedit.editor import PostEditing, Rewrite
 from bbedit.editors.postedit.text import mentions, replace_target
 from bbedit.types import Edit
 
 
-class ReplaceEditor(PostEditing):
+class ReplaceEditor(AnswerEditor):
     """Post-edits by rule: every mention of the old target becomes the new one; an answer that does
     not name the old target (or an edit without one) is replaced by the edit's fact sentence.
     It cannot tell that an answer is about something else: every routed answer is changed."""

@@ -18,22 +18,19 @@ reaches the API provider.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bbedit.backends import Backend
-from bbedit.editors.base import EditorOutput
+from bbedit.editors.base import AnswerEditor, Rewrite, word_chunks
 from bbedit.editors.ike import fact_sentence
 from bbedit.editors.postedit.config import DEFAULT_ADAPTER, PostEditConfig
 from bbedit.editors.postedit.text import apply_script, script_for
 from bbedit.errors import ConfigError, ModelNotFound
 from bbedit.prompts import data_dir, load_prompt
-from bbedit.types import Edit, Message
+from bbedit.types import Edit
 
 log = logging.getLogger(__name__)
 
@@ -59,49 +56,7 @@ def adapter_path(adapter: str | None) -> Path | None:
     return p
 
 
-@dataclass(frozen=True)
-class Rewrite:
-    """One post-edit: the text to return, whether it differs from the answer, the editor's
-    probability of "keep", the cost (seconds, output tokens, model passes) and the edit script
-    the editor wrote ("" when it kept the answer)."""
-
-    text: str
-    changed: bool
-    p_keep: float
-    latency_s: float
-    tokens: int = 0
-    passes: int = 1
-    script: str = ""
-
-
-class PostEditing:
-    """The :class:`~bbedit.editors.base.Editor` protocol for editors that rewrite the backend's answer:
-    subclasses give ``rewrite`` and ``rewrite_stream``."""
-
-    name: str
-
-    def rewrite(self, query: str, answer: str, edit: Edit) -> Rewrite:
-        raise NotImplementedError
-
-    def rewrite_stream(self, query: str, answer: str, edit: Edit) -> Iterator[str]:
-        raise NotImplementedError
-
-    def answer(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> EditorOutput:
-        """Ask the backend as usual, then post-edit its answer. Raises BackendError from the backend."""
-        from bbedit.pipeline import last_user_text
-
-        original = backend.generate(list(messages), **opts)
-        return EditorOutput(self.rewrite(last_user_text(messages), original, edit).text, original)
-
-    def stream(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> Iterator[str]:
-        """The backend's whole answer is needed before it can be post-edited; the rewrite streams."""
-        from bbedit.pipeline import last_user_text
-
-        original = backend.generate(list(messages), **opts)
-        yield from self.rewrite_stream(last_user_text(messages), original, edit)
-
-
-class PostEditor(PostEditing):
+class PostEditor(AnswerEditor):
     """The learned post-editor; ``config`` or keyword overrides of :class:`PostEditConfig`.
 
     The model loads on first use (a few seconds; the first use of the packaged GGUF converts it
@@ -117,7 +72,8 @@ class PostEditor(PostEditing):
         self._tok: Any = None
         self._lock = threading.Lock()
         self.adapter_dir = adapter_path(self.config.adapter)  # fail early on a missing adapter
-        self.gate_threshold = self.config.gate_threshold  # read by EditedModel: a second filter follows the gate
+        # the keep decision filters again after the gate, so the router may accept more candidates
+        self.gate_threshold: float | None = self.config.gate_threshold
 
     # -- model ---------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -187,14 +143,7 @@ class PostEditor(PostEditing):
     def rewrite_stream(self, query: str, answer: str, edit: Edit) -> Iterator[str]:
         """The post-edited answer in chunks (a few words each) for callers that stream. The edit script is
         decoded first (a fraction of a second), so the first chunk comes after it."""
-        text = self.rewrite(query, answer, edit).text
-        yield from _chunks(text)
-
-def _chunks(text: str, words: int = 4) -> Iterator[str]:
-    """``text`` in pieces of a few words that join back to it exactly."""
-    parts = re.split(r"(?<=\s)(?=\S)", text)
-    for i in range(0, len(parts), words):
-        yield "".join(parts[i:i + words])
+        yield from word_chunks(self.rewrite(query, answer, edit).text)
 
 
-__all__ = ["PostEditing", "PostEditor", "Rewrite", "adapter_path", "render_prompt"]
+__all__ = ["PostEditor", "Rewrite", "adapter_path", "render_prompt"]
