@@ -51,7 +51,7 @@ def test_out_of_scope_reaches_the_model_exactly_as_sent(model: EditedModel, back
     assert model.backend.sent == [before]  # type: ignore[attr-defined]
     assert convo == before
     assert ans.text == backend.generate(before, **OPTS)  # byte-identical to a direct call (greedy)
-    assert set(ans.timings) == {"retrieve_s", "gate_s", "generate_s", "total_s"}
+    assert set(ans.timings) == {"retrieve_s", "gate_s", "route_s", "generate_s", "total_s"}
 
 
 def test_in_scope_gets_the_edit_in_context(model: EditedModel) -> None:

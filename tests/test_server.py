@@ -1,7 +1,9 @@
 """The editing proxy without a model: bad input, admin API, auth, upstream failures (injected by a stub).
 
-The stub upstream below only injects failures (500s, 429s, slow answers, a 400); tests that need
-answers from a model are in test_server_model.py and use the real llama.cpp server.
+The stub upstream below only injects failures (500s, 429s, slow answers, a 400) and, in "raw" mode,
+records the bytes it received and answers fixed bytes, so that passthrough can be compared byte for
+byte (a real model's answers carry a new id and time on every call). Tests that need answers from a
+model are in test_server_model.py and use the real llama.cpp server.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class Stub:
     def __init__(self) -> None:
         self.mode = "500"
         self.hits = 0
+        self.received: list[bytes] = []
+        self.raw_reply, self.raw_type = b"", "application/json"
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,8 +52,16 @@ class Stub:
                 pass
 
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", 0)))
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                stub.received.append(body)
                 stub.hits += 1
+                if stub.mode == "raw":
+                    self.send_response(200)
+                    self.send_header("content-type", stub.raw_type)
+                    self.send_header("content-length", str(len(stub.raw_reply)))
+                    self.end_headers()
+                    self.wfile.write(stub.raw_reply)
+                    return None
                 if stub.mode == "sleep":
                     time.sleep(3)
                 if stub.mode == "429-once" and stub.hits == 1:
@@ -207,6 +219,51 @@ def test_metrics_count_requests_and_upstream_errors(proxy: tuple[str, Any], stub
     assert 'bbedit_http_requests_total{method="POST",route="/v1/chat/completions",status="502"} 1.0' in text
     assert 'bbedit_upstream_errors_total{code="upstream_error"} 1.0' in text
     assert "bbedit_memory_edits 0.0" in text
+
+
+def test_routed_requests_that_fail_upstream_are_not_counted_as_edited(proxy: tuple[str, Any], stub: Stub) -> None:
+    url, memory = proxy
+    memory.add(ACME)
+    stub.mode = "500"
+    r = httpx.post(url + "/v1/chat/completions",
+                   json={**CHAT, "messages": [{"role": "user", "content": "Who is the CEO of Acme Corporation?"}]})
+    assert r.status_code == 502
+    text = httpx.get(url + "/metrics").text
+    assert 'bbedit_chat_requests_total{editor="ike",outcome="upstream_error"} 1.0' in text
+    assert 'outcome="edited"' not in text
+
+
+# A request body with what a JSON re-encoder would change: spacing, key order, escapes, big numbers.
+ODD_BODY = ('{ "messages":[{"content":"What is the capital of Japan?\u00e9","role":"user"}],\n'
+            '  "model" : "m", "max_tokens":4, "seed": 12345678901234567890, "x_vendor": {"b":1,"a":2.50} }').encode()
+ODD_REPLY = ('{"id":"c1",  "object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+             '"message":{"role":"assistant","content":"T\u00f4ky\u014d"},"finish_reason":"stop"}],'
+             '"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4},"z":1.0}\n').encode()
+
+
+def test_passthrough_is_byte_for_byte_both_ways(proxy: tuple[str, Any], stub: Stub) -> None:
+    url, _ = proxy
+    stub.mode, stub.raw_reply, stub.raw_type = "raw", ODD_REPLY, "application/json"
+    stub.received.clear()
+    r = httpx.post(url + "/v1/chat/completions", content=ODD_BODY, headers={"content-type": "application/json"})
+    assert r.status_code == 200
+    assert stub.received == [ODD_BODY]  # the upstream got the client's bytes
+    assert r.content == ODD_REPLY  # the client got the upstream's bytes
+    assert "x-bbedit-edit" not in r.headers
+
+
+def test_streamed_passthrough_is_byte_for_byte(proxy: tuple[str, Any], stub: Stub) -> None:
+    url, _ = proxy
+    events = (rb'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"T\u00f4"}}]}'
+              b'\n\ndata: {"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n: keep-alive\n\n'
+              b"data: [DONE]\n\n")
+    stub.mode, stub.raw_reply, stub.raw_type = "raw", events, "text/event-stream"
+    stub.received.clear()
+    body = ODD_BODY.replace(b'"max_tokens":4', b'"max_tokens":4, "stream":true')
+    with httpx.stream("POST", url + "/v1/chat/completions", content=body,
+                      headers={"content-type": "application/json"}) as r:
+        got = b"".join(r.iter_raw())
+    assert stub.received == [body] and got == events
 
 
 # -- admin API -----------------------------------------------------------------------------------------

@@ -161,6 +161,15 @@ class EditingProxy:
         assert isinstance(self.editor, AnswerEditor)  # check_editor: one of the two kinds
         return await self._post_edit(self.editor, body, messages, edit, info, headers, stream, timing, t0)
 
+    async def _routed_upstream(self, content: bytes, headers: dict[str, str], stream: bool) -> httpx.Response:
+        """The upstream call of a routed request; a failure is counted as its outcome, then raised."""
+        try:
+            return await self.upstream.request("POST", "chat/completions", content=content, headers=headers,
+                                               stream=stream)
+        except APIError:
+            self._outcome("upstream_error")
+            raise
+
     def _outcome(self, outcome: str) -> None:
         """Count a routed request by what became of it: ``edited`` only when the client got an edited
         answer (``kept``: the post-editor left every choice as it was; ``upstream_error``: no answer)."""
@@ -210,8 +219,7 @@ class EditingProxy:
         except (ValueError, RecursionError) as e:
             raise bad_request(f"the request cannot be re-encoded: {e}") from e
         t1 = time.perf_counter()
-        resp = await self.upstream.request("POST", "chat/completions", content=content, headers=headers,
-                                           stream=stream)
+        resp = await self._routed_upstream(content, headers, stream)
         timing["upstream"] = time.perf_counter() - t1
         self.metrics.upstream.observe(timing["upstream"])
         out_headers = {**response_headers(resp.headers), **_server_timing(timing, t0), **_edit_headers(info)}
@@ -234,8 +242,7 @@ class EditingProxy:
                          t0: float) -> Response:
         up = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
         t1 = time.perf_counter()
-        resp = await self.upstream.request("POST", "chat/completions", content=json.dumps(up).encode(),
-                                           headers=headers)
+        resp = await self._routed_upstream(json.dumps(up).encode(), headers, False)
         timing["upstream"] = time.perf_counter() - t1
         self.metrics.upstream.observe(timing["upstream"])
         data = _json_object(resp)
