@@ -314,6 +314,7 @@ def test_a_post_editor_routes_at_its_own_lower_threshold() -> None:
     gate = FixedGate(None, threshold=0.65)  # type: ignore[arg-type]
     assert gate.decide("q").edit is None and gate.decide("q", None, 0.9).edit is None  # never above the gate's
     assert gate.decide("q", None, 0.3).edit == CEO and gate.decide("q", None, 0.5).edit is None
-    assert PostEditConfig().gate_threshold == 0.3 and not hasattr(ReplaceEditor(), "gate_threshold")
+    assert PostEditor.gate_threshold is None and ReplaceEditor().gate_threshold is None  # declared: the gate's own
+    assert PostEditConfig().gate_threshold == 0.3
     with pytest.raises(ConfigError, match="gate_threshold"):
         PostEditConfig(gate_threshold=2.0)
