@@ -266,6 +266,61 @@ def test_streamed_passthrough_is_byte_for_byte(proxy: tuple[str, Any], stub: Stu
     assert stub.received == [body] and got == events
 
 
+def test_responses_tool_items_reach_the_upstream_intact(proxy: tuple[str, Any], stub: Stub) -> None:
+    """In scope, IKE changes the instructions and the last user turn; function calls and their outputs
+    keep their fields and places."""
+    url, memory = proxy
+    memory.add(ACME)
+    call = {"type": "function_call", "call_id": "c1", "name": "lookup", "arguments": "{\"q\": \"Acme\"}"}
+    output = {"type": "function_call_output", "call_id": "c1", "output": "Acme is a company."}
+    reply = {"id": "r1", "object": "response", "status": "completed", "model": "m",
+             "output": [{"type": "message", "id": "m1", "role": "assistant", "status": "completed",
+                         "content": [{"type": "output_text", "text": "Maria Okafor.", "annotations": []}]}]}
+    stub.mode, stub.raw_reply, stub.raw_type = "raw", json.dumps(reply).encode(), "application/json"
+    stub.received.clear()
+    body = {"model": "m", "instructions": "Be brief.",
+            "input": [{"role": "user", "content": "Look Acme up."}, call, output,
+                      {"type": "message", "role": "user", "content": [{"type": "input_text",
+                                                                      "text": "Who is the CEO of Acme Corporation?"}]}]}
+    r = httpx.post(url + "/v1/responses", json=body)
+    assert r.status_code == 200 and r.headers["x-bbedit-edit"] == r.json()["bbedit"]["edit_id"]
+    sent = json.loads(stub.received[-1])
+    items = sent["input"]
+    assert call in items and output in items and items.index(call) + 1 == items.index(output)
+    assert items[items.index(call) - 1]["content"] == "Look Acme up."
+    last = items[-1]
+    assert last["role"] == "user" and last["content"][0]["type"] == "input_text"
+    assert "Maria Okafor" in last["content"][0]["text"] and "Who is the CEO" in last["content"][0]["text"]
+    assert sent["instructions"].endswith("Be brief.") and sent["model"] == "m"
+
+
+def test_completions_echo_shows_the_users_prompt(proxy: tuple[str, Any], stub: Stub) -> None:
+    from bbedit.editors.ike import IKEEditor
+
+    url, memory = proxy
+    edit = memory.add(ACME)
+    prompt = "The CEO of Acme Corporation is"
+    edited = IKEEditor().build_prompt(prompt, edit)
+    reply = {"id": "c1", "object": "text_completion", "model": "m",
+             "choices": [{"index": 0, "text": edited + " Maria Okafor.", "finish_reason": "stop", "logprobs": None}]}
+    stub.mode, stub.raw_reply, stub.raw_type = "raw", json.dumps(reply).encode(), "application/json"
+    r = httpx.post(url + "/v1/completions", json={"model": "m", "prompt": prompt, "echo": True})
+    assert r.status_code == 200 and r.headers["x-bbedit-edit"] == edit.id
+    assert r.json()["choices"][0]["text"] == prompt + " Maria Okafor."
+    assert json.loads(stub.received[-1])["prompt"] == edited != prompt
+
+
+@pytest.mark.parametrize("path, body, param", [
+    ("/v1/responses", {"model": "m"}, "input"), ("/v1/responses", {"input": 3}, "input"),
+    ("/v1/responses", {"input": [1]}, "input[0]"), ("/v1/responses", {"input": "x", "instructions": 1}, "instructions"),
+    ("/v1/completions", {"model": "m"}, "prompt"), ("/v1/completions", {"prompt": "x", "stream": "yes"}, "stream")])
+def test_malformed_responses_and_completions_get_400(proxy: tuple[str, Any], path: str, body: Any,
+                                                     param: str) -> None:
+    url, _ = proxy
+    err = assert_error(httpx.post(url + path, json=body), 400)
+    assert err["param"] == param
+
+
 # -- admin API -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("headers, code", [({}, "missing_token"), (admin("wrong"), "invalid_token"),
                                            ({"Authorization": f"Basic {TOKEN}"}, "invalid_token"),

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 from bbedit.backends import Backend, supports
 from bbedit.conversation import last_user_text
 from bbedit.errors import ConfigError
+from bbedit.prompts import load_prompt
 from bbedit.types import Edit, Message
 
 EditorKind = Literal["request", "answer"]
@@ -105,6 +106,11 @@ class RequestEditor(EditorBase):
         """The conversation the backend sees for an in-scope query (the input is not modified).
         Raises :class:`ConfigError` when the conversation does not end with a user message."""
 
+    def build_prompt(self, prompt: str, edit: Edit) -> str:
+        """The plain-text prompt a completion model sees for an in-scope ``prompt`` (``/v1/completions``):
+        by default the fact, stated before the prompt (template ``prompts/completion.txt``)."""
+        return load_prompt("completion.txt").format(fact=fact_sentence(edit), prompt=prompt)
+
     def answer(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> EditorOutput:
         """The backend's answer to the edited request. Raises BackendError from the backend."""
         return EditorOutput(backend.generate(self.build_messages(messages, edit), **opts))
@@ -141,6 +147,12 @@ class AnswerEditor(EditorBase):
         """The backend's whole answer is needed before it can be rewritten; the rewrite streams."""
         original = backend.generate(list(messages), **opts)
         yield from self.rewrite_stream(last_user_text(messages), original, edit)
+
+
+def fact_sentence(edit: Edit) -> str:
+    """The edit as one sentence: "The CEO of Acme is Jane Doe." / "Who leads Acme? Jane Doe."."""
+    text = f"{edit.prompt.rstrip()} {edit.target_new}"
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def word_chunks(text: str, words: int = 4) -> Iterator[str]:

@@ -155,6 +155,14 @@ def create_app(config: ServerConfig, *, memory: EditMemory | None = None, router
     async def chat_completions(request: Request) -> Response:
         return await proxy.chat(request)
 
+    @app.post("/v1/responses", summary="Responses API, edited where an edit applies")
+    async def responses(request: Request) -> Response:
+        return await proxy.responses(request)
+
+    @app.post("/v1/completions", summary="Plain-text completions, edited where an edit applies")
+    async def completions(request: Request) -> Response:
+        return await proxy.completions(request)
+
     @app.get("/v1/models", summary="The upstream's models")
     async def models(request: Request) -> Response:
         headers = forward_headers(request.headers, config.upstream_api_key)

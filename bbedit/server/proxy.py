@@ -31,11 +31,12 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from bbedit.conversation import last_user_text
+from bbedit.conversation import content_text, last_user_text
 from bbedit.editors.base import AnswerEditor, EditorBase, RequestEditor, check_editor
 from bbedit.memory.memory import EditMemory
 from bbedit.routing import Route, Router
 from bbedit.server import sse
+from bbedit.server.apis import API, CHAT, COMPLETIONS, RESPONSES
 from bbedit.server.config import ServerConfig
 from bbedit.server.errors import APIError, bad_request, error_body
 from bbedit.server.metrics import Metrics
@@ -82,23 +83,7 @@ def parse_object(raw: bytes, what: str = "request body") -> dict[str, Any]:
 def check_chat(body: Mapping[str, Any]) -> tuple[list[Message], bool]:
     """The messages and the stream flag of a chat request; raises a 400 :class:`APIError` for a request
     that no OpenAI-compatible server could answer."""
-    if "messages" not in body:
-        raise bad_request("'messages' is required", param="messages", code="missing_required_parameter")
-    messages = body["messages"]
-    if not isinstance(messages, list) or not messages:
-        raise bad_request("'messages' must be a non-empty array of message objects", param="messages")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict):
-            raise bad_request(f"messages[{i}] must be an object", param=f"messages[{i}]")
-        if not isinstance(m.get("role"), str):
-            raise bad_request(f"messages[{i}].role must be a string", param=f"messages[{i}].role")
-    stream = body.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise bad_request("'stream' must be a boolean", param="stream")
-    opts = body.get("stream_options")
-    if opts is not None and not isinstance(opts, dict):
-        raise bad_request("'stream_options' must be an object", param="stream_options")
-    return messages, bool(stream)
+    return CHAT.parse(body)
 
 
 class EditingProxy:
@@ -138,14 +123,27 @@ class EditingProxy:
         self.router.route_query("warm-up question about nothing in particular")
         self.editor.load()
 
-    # -- the route ----------------------------------------------------------------------------------
+    # -- the routes ---------------------------------------------------------------------------------
     async def chat(self, request: Request) -> Response:
+        """``POST /v1/chat/completions``."""
+        return await self.handle(request, CHAT)
+
+    async def responses(self, request: Request) -> Response:
+        """``POST /v1/responses``."""
+        return await self.handle(request, RESPONSES)
+
+    async def completions(self, request: Request) -> Response:
+        """``POST /v1/completions``."""
+        return await self.handle(request, COMPLETIONS)
+
+    async def handle(self, request: Request, api: API) -> Response:
+        """Route the request of ``api``; pass it through byte for byte out of scope, else edit it."""
         t0 = time.perf_counter()
         raw = await read_body(request, self.config.max_body_bytes)
         body = parse_object(raw)
-        messages, stream = check_chat(body)
+        messages, stream = api.parse(body)
         try:
-            route = await self.run(self._route, messages)
+            route = await self.run(self._route, messages) if messages else Route.passthrough()
         except UnicodeError as e:
             raise bad_request(f"a message is not valid Unicode text: {e}", param="messages") from e
         timing = {"route": time.perf_counter() - t0}
@@ -154,18 +152,18 @@ class EditingProxy:
         edit = route.edit
         if edit is None:
             self.metrics.decisions.labels("passthrough", "").inc()
-            return await self.forward("chat/completions", raw, headers, stream, timing, t0)
+            return await self.forward(api.path, raw, headers, stream, timing, t0)
         info = {"edit_id": edit.id, "score": round(float(route.score), 4), "editor": self.editor.name}
         if isinstance(self.editor, RequestEditor):
-            return await self._in_context(self.editor, body, messages, edit, info, headers, stream, timing, t0)
+            return await self._in_context(api, self.editor, body, messages, edit, info, headers, stream, timing, t0)
         assert isinstance(self.editor, AnswerEditor)  # check_editor: one of the two kinds
-        return await self._post_edit(self.editor, body, messages, edit, info, headers, stream, timing, t0)
+        return await self._post_edit(api, self.editor, body, messages, edit, info, headers, stream, timing, t0)
 
-    async def _routed_upstream(self, content: bytes, headers: dict[str, str], stream: bool) -> httpx.Response:
+    async def _routed_upstream(self, api: API, content: bytes, headers: dict[str, str],
+                               stream: bool) -> httpx.Response:
         """The upstream call of a routed request; a failure is counted as its outcome, then raised."""
         try:
-            return await self.upstream.request("POST", "chat/completions", content=content, headers=headers,
-                                               stream=stream)
+            return await self.upstream.request("POST", api.path, content=content, headers=headers, stream=stream)
         except APIError:
             self._outcome("upstream_error")
             raise
@@ -210,16 +208,16 @@ class EditingProxy:
         finally:
             await resp.aclose()
 
-    async def _in_context(self, editor: RequestEditor, body: dict[str, Any], messages: list[Message], edit: Edit,
-                          info: dict[str, Any], headers: dict[str, str], stream: bool, timing: dict[str, float],
-                          t0: float) -> Response:
-        built = await self.run(editor.build_messages, messages, edit)
+    async def _in_context(self, api: API, editor: RequestEditor, body: dict[str, Any], messages: list[Message],
+                          edit: Edit, info: dict[str, Any], headers: dict[str, str], stream: bool,
+                          timing: dict[str, float], t0: float) -> Response:
+        edited = await self.run(api.edited_request, body, messages, editor, edit)
         try:
-            content = json.dumps({**body, "messages": built}, ensure_ascii=False).encode()
+            content = json.dumps(edited, ensure_ascii=False).encode()
         except (ValueError, RecursionError) as e:
             raise bad_request(f"the request cannot be re-encoded: {e}") from e
         t1 = time.perf_counter()
-        resp = await self._routed_upstream(content, headers, stream)
+        resp = await self._routed_upstream(api, content, headers, stream)
         timing["upstream"] = time.perf_counter() - t1
         self.metrics.upstream.observe(timing["upstream"])
         out_headers = {**response_headers(resp.headers), **_server_timing(timing, t0), **_edit_headers(info)}
@@ -233,45 +231,44 @@ class EditingProxy:
         if resp.status_code != 200 or data is None:
             self._outcome("upstream_error")
             return Response(resp.content, status_code=resp.status_code, headers=out_headers)
+        if api is COMPLETIONS and body.get("echo"):  # the echoed prompt is the user's, not the edited one
+            for slot, prompt in ((s, str(edited["prompt"])) for s in api.text_slots(data)):
+                if slot.text.startswith(prompt):
+                    slot.replace(content_text(messages[-1]["content"]) + slot.text[len(prompt):])
         self._outcome("edited")
         data["bbedit"] = info
         return _json_response(data, out_headers)
 
-    async def _post_edit(self, editor: AnswerEditor, body: dict[str, Any], messages: list[Message], edit: Edit,
-                         info: dict[str, Any], headers: dict[str, str], stream: bool, timing: dict[str, float],
-                         t0: float) -> Response:
-        up = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+    async def _post_edit(self, api: API, editor: AnswerEditor, body: dict[str, Any], messages: list[Message],
+                         edit: Edit, info: dict[str, Any], headers: dict[str, str], stream: bool,
+                         timing: dict[str, float], t0: float) -> Response:
         t1 = time.perf_counter()
-        resp = await self._routed_upstream(json.dumps(up).encode(), headers, False)
+        resp = await self._routed_upstream(api, json.dumps(api.whole_body(body)).encode(), headers, False)
         timing["upstream"] = time.perf_counter() - t1
         self.metrics.upstream.observe(timing["upstream"])
         data = _json_object(resp)
         out_headers = {**response_headers(resp.headers), **_edit_headers(info)}
-        if resp.status_code != 200 or data is None or not isinstance(data.get("choices"), list):
+        if resp.status_code != 200 or data is None or not isinstance(data.get(api.answers_key), list):
             self._outcome("upstream_error")
             return Response(resp.content, status_code=resp.status_code, headers=out_headers)
         query = last_user_text(messages)
         changed = []
-        for choice in data["choices"]:
-            msg = choice.get("message") if isinstance(choice, dict) else None
-            text = msg.get("content") if isinstance(msg, dict) else None
-            if not isinstance(msg, dict) or not isinstance(text, str) or not text.strip():
+        for slot in api.text_slots(data):
+            if not slot.text.strip():
                 changed.append(False)
                 continue
-            rewritten = await self.run(editor.rewrite, query, text, edit)
-            msg["content"] = rewritten.text
+            rewritten = await self.run(editor.rewrite, query, slot.text, edit)
+            if rewritten.changed:
+                slot.replace(rewritten.text)
             changed.append(bool(rewritten.changed))
-            if rewritten.changed and choice.get("logprobs") is not None:
-                choice["logprobs"] = None  # they described the words that were replaced
         info = {**info, "changed": changed}
         self._outcome("edited" if any(changed) else "kept")
         out_headers.update(_server_timing(timing, t0))
         if not stream:
             data["bbedit"] = info
             return _json_response(data, out_headers)
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         out_headers["content-type"] = "text/event-stream; charset=utf-8"
-        chunks = list(sse.completion_chunks(data, {"bbedit": info}, include_usage))
+        chunks = list(api.stream_events(data, {"bbedit": info}, body))
         return StreamingResponse(_iterate(chunks), status_code=200, headers=out_headers)
 
 

@@ -16,20 +16,13 @@ from typing import Any
 import numpy as np
 
 from bbedit.conversation import content_text, ends_with_user, with_content_text
-from bbedit.editors.base import RequestEditor
+from bbedit.editors.base import RequestEditor, fact_sentence
 from bbedit.editors.ike.config import IKEConfig
 from bbedit.errors import ConfigError
 from bbedit.prompts import load_prompt
 from bbedit.types import Edit, Message
 
 log = logging.getLogger(__name__)
-
-
-def fact_sentence(edit: Edit) -> str:
-    """The edit as one sentence: "The CEO of Acme is Jane Doe." / "Who leads Acme? Jane Doe."."""
-    p = edit.prompt.rstrip()
-    text = f"{p} {edit.target_new}"
-    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 class IKEEditor(RequestEditor):
