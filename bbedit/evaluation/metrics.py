@@ -48,21 +48,40 @@ def _is_acronym(word: str) -> bool:
 
 
 def _word_eq(answer_word: str, target_word: str) -> bool:
-    """Case-folded equality, except that an acronym in the target ("US", "UK", "AUS") must be upper case
-    in the answer too, so "US" does not match "let us"."""
-    if _is_acronym(target_word):
-        return answer_word == target_word
-    return answer_word.casefold() == target_word.casefold()
+    """Case-folded equality, except that an acronym in the target ("US", "UK", "BMW") does not match an
+    all-lower-case word, so "US" does not match "let us" (it does match "US", "U.S." and "Bmw")."""
+    if answer_word.casefold() != target_word.casefold():
+        return False
+    return not (_is_acronym(target_word) and answer_word.islower())
+
+
+_ARTICLE_WORDS = {"a", "an", "the"}
+# a target's leading article may be missing from the answer ("The Netherlands" ~ "Netherlands"), except
+# where the rest alone is a common word that would match ordinary text ("The Who", "The The", "A Ha")
+_FUNCTION_WORDS = {"who", "what", "the", "a", "an", "it", "us", "we", "you", "they", "he", "she", "i", "me",
+                   "him", "her", "them", "this", "that", "these", "those", "is", "be", "was", "are", "and", "or",
+                   "of", "in", "on", "at", "to", "for", "by", "with", "from", "as", "so", "no", "not", "yes", "ha",
+                   "band", "one", "all", "here", "there", "then", "now", "end", "way", "best", "other", "others"}
+
+
+def _forms(target: str) -> list[list[str]]:
+    """The word sequences that spell ``target``: its words, and without a leading article where that
+    leaves more than a common word."""
+    t = _tokens(target)
+    forms = [t] if t else []
+    if len(t) >= 2 and t[0].casefold() in _ARTICLE_WORDS and \
+            not (len(t) == 2 and t[1].casefold() in _FUNCTION_WORDS):
+        forms.append(t[1:])
+    return forms
 
 
 def _spans(words: Sequence[str], target: str) -> list[tuple[int, int]]:
-    """Every ``(start, end)`` word span of ``words`` that spells ``target``."""
-    t = _tokens(target)
-    n = len(t)
-    if not n:
-        return []
-    return [(i, i + n) for i in range(len(words) - n + 1)
-            if all(_word_eq(words[i + j], t[j]) for j in range(n))]
+    """Every ``(start, end)`` word span of ``words`` that spells ``target`` (see :func:`_forms`)."""
+    out = []
+    for t in _forms(target):
+        n = len(t)
+        out += [(i, i + n) for i in range(len(words) - n + 1) if all(_word_eq(words[i + j], t[j]) for j in range(n))]
+    return sorted(set(out))
 
 
 def _as_list(targets: str | Iterable[str]) -> list[str]:
@@ -72,11 +91,13 @@ def _as_list(targets: str | Iterable[str]) -> list[str]:
 def contains(answer: str, target: str | Iterable[str]) -> bool:
     """``target`` (or any of a list of aliases) occurs in ``answer`` as a run of whole words.
 
-    Matching is on words, not characters: accents are ignored, case is ignored except for acronyms
-    (an all-capitals target word of two or more letters, "US", must be written in capitals: "the US"
-    and "the U.S." match, "let us" does not), every punctuation mark is a word boundary ("Paris." and
-    "Paris," match "Paris"; "Rome" does not match "Romeo") and nothing is dropped: an article in the
-    target is required ("The Who" does not match "who is"; give "Who" as an alias where it should).
+    Matching is on words, not characters: accents are ignored; case is ignored except that an acronym
+    (an all-capitals target word of two or more letters, "US") does not match an all-lower-case word
+    ("the US", "the U.S." and "Bmw" match, "let us" does not); every punctuation mark is a word
+    boundary ("Paris." and "Paris," match "Paris", "French-Canadian" holds "French"; "Rome" does not
+    match "Romeo"). Articles in the answer are words like any other. A target's leading article may be
+    missing from the answer ("The Netherlands" matches "Netherlands"), unless the rest of the target
+    alone is a common word: "The Who" does not match "who is" (give "Who" as an alias where it should).
     An empty target matches nothing.
     """
     words = _tokens(answer)
@@ -196,8 +217,20 @@ def hmean(values: Sequence[float]) -> float:
     return 0.0 if any(v <= 0 for v in values) else len(values) / sum(1 / v for v in values)
 
 
+def measured(values: Iterable[float | None]) -> list[float]:
+    """The values that were measured: None and NaN (a latency of an answer replayed from the cache,
+    which was measured in another run) are left out."""
+    return [float(v) for v in values if v is not None and v == v]
+
+
+def n_measured(values: Iterable[float | None]) -> int:
+    """How many of ``values`` were measured (see :func:`measured`)."""
+    return len(measured(values))
+
+
 def _pct(q: float) -> Callable[[Sequence[float]], float]:
     def f(values: Sequence[float]) -> float:
+        values = measured(values)
         if not values:
             return float("nan")
         s = sorted(values)
@@ -208,12 +241,18 @@ def _pct(q: float) -> Callable[[Sequence[float]], float]:
     return f
 
 
+def _mean(values: Sequence[float]) -> float:
+    v = measured(values)
+    return sum(v) / len(v) if v else float("nan")
+
+
+# every aggregate skips values that were not measured (NaN); NaN when none was
 AGGREGATES: dict[str, Callable[[Sequence[float]], float]] = {
-    "mean": lambda v: sum(v) / len(v) if v else float("nan"),
-    "hmean": hmean,
+    "mean": _mean,
+    "hmean": lambda v: hmean(measured(v)),
     "p50": _pct(50),
     "p95": _pct(95),
-    "sum": lambda v: float(sum(v)),
+    "sum": lambda v: float(sum(measured(v))),
 }
 
 
