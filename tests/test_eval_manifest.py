@@ -219,5 +219,32 @@ def test_overlap_counts_on_small_files(tmp_path: Path) -> None:
     assert pair["shared_subjects"] == 1 and pair["shared_edit_prompts"] == 1 and pair["eval_subjects"] == 2
     assert "zsre/zsre_mend_train-1k.json" in res["missing"]
     overlap.main(tmp_path, tmp_path / "results")
-    assert "shares 1 of its 2 subjects" in overlap.note("counterfact/counterfact-edit.json", tmp_path / "results")
+    assert "1 of its 2 subjects" in overlap.note("counterfact/counterfact-edit.json", tmp_path / "results")
     assert overlap.note("zsre/other.json", tmp_path / "results") == ""
+
+
+def test_rejudge_recomputes_an_editing_run_from_its_records(tmp_path: Path) -> None:
+    from bbedit.errors import ConfigError
+    from bbedit.evaluation import editing, rejudge
+    from bbedit.evaluation.harness import RunContext, SuiteConfig
+    from tests.test_eval_cases import CF_FLAT, write
+
+    case = {**CF_FLAT[0], "target_new": "US", "ground_truth": "French"}
+    write(tmp_path / "cf.json", [case])
+    cfg = SuiteConfig.from_dict({"suite": "tiny", "dataset": {"path": "cf.json"}, "memory": "cases"})
+    ctx = RunContext(cfg, data_root=tmp_path)
+    data, _ = editing.load(ctx)
+    items = [editing.Item(c, p) for c in data.cases for p in c.probes]
+    texts = {"reliability": "Let us see.", "generalization": "The US.", "locality": "French."}
+    records = [{"case": it.case.id, "kind": it.probe.kind, "query": it.probe.text, "none": "French.",
+                "bbedit": texts[it.probe.kind]} for it in items]
+    out: dict[str, Any] = {
+        "headline": {"generation_reliability": 1.0, "generation_generalization": 1.0, "generation_locality": 1.0},
+        "results": {"generation": {"bbedit": {"reliability": 1.0, "generalization": 1.0, "locality": 1.0}}},
+        "records": records, "systems": ["none", "bbedit"]}
+    changed = rejudge.rejudge(ctx, out)
+    assert changed == [{"key": "generation_reliability", "old": 1.0, "new": 0.0}]  # "let us" is not "US"
+    assert out["results"]["generation"]["bbedit"]["generalization"] == 1.0
+    out["results"]["generation"]["bbedit"]["locality"] = 0.0  # records that do not line up are refused
+    with pytest.raises(ConfigError, match="line up"):
+        rejudge.rejudge(ctx, out)

@@ -174,7 +174,41 @@ def _whitebox(ctx: Any, out: dict[str, Any], ch: _Changes) -> None:
                     ch.set(f"{s}_{short[k]}_gen", summary[k])
 
 
-TASKS = {"editing": _editing, "multihop": _multihop, "whitebox": _whitebox}
+def _general(ctx: Any, out: dict[str, Any], ch: _Changes) -> None:
+    """General-ability probes: each stored answer judged again with its task's judge (NQ-open's is
+    containment of any gold answer; the others read a label or a number and do not change)."""
+    from bbedit.evaluation import general
+    from bbedit.evaluation.harness import system_prefix
+    from bbedit.memory import formats
+
+    opts = ctx.cfg.options
+    tasks: dict[str, Any] = opts.get("tasks") or {t: {"n": 100} for t in general.TASKS}
+    records = out["records"]
+    systems = list(out["results"])
+    pos = 0
+    for task, topts in tasks.items():
+        rel, make = general.TASKS[task]
+        rows = [r for _, _, r in formats.records(ctx.data_path(topts.get("path", rel)))][: int(topts.get("n", 100))]
+        probes = [make(r) for r in rows]
+        for s in systems:
+            part = records[pos:pos + len(probes)]
+            pos += len(probes)
+            if len(part) != len(probes) or any(r["task"] != task or r["system"] != s or r["question"] != q[-300:]
+                                               for r, (q, _) in zip(part, probes, strict=False)):
+                raise ConfigError(f"suite {ctx.cfg.suite!r}: the stored records do not line up with the {task} "
+                                  "probes; cannot re-judge")
+            for r, (_, judge) in zip(part, probes, strict=True):
+                r["correct"] = bool(judge(r["answer"]))
+            out["results"][s][task] = sum(r["correct"] for r in part) / len(part)
+    for task in tasks:
+        ch.set(f"{task}_unedited", out["results"]["none"][task])
+        for s in systems[1:]:
+            prefix = system_prefix(s)
+            ch.set(f"{prefix}{task}_edited", out["results"][s][task])
+            ch.set(f"{prefix}{task}_delta", out["results"][s][task] - out["results"]["none"][task])
+
+
+TASKS = {"editing": _editing, "multihop": _multihop, "whitebox": _whitebox, "general": _general}
 
 
 def rejudge(ctx: Any, out: dict[str, Any]) -> list[dict[str, Any]]:

@@ -43,6 +43,10 @@ HEADLINE_KEYS: dict[str, list[str]] = {
                             "alphaedit_ppl_ratio_at_1000", "alphaedit_blue_ppl_ratio_at_1000"],
     "whitebox-sequential-fresh": ["rome_es_prob_at_100", "rome_ns_prob_at_100", "memit_es_prob_at_100",
                                   "memit_ns_prob_at_100", "rome_s_per_edit", "memit_s_per_edit"],
+    "overlap": ["counterfact_counterfact_train__counterfact_counterfact_edit__subjects",
+                "counterfact_counterfact_train__counterfact_counterfact_edit__edit_prompts",
+                "counterfact_counterfact_train__postedit_counterfact_edit_data__edit_prompts",
+                "counterfact_counterfact_train__mquake_mquake_hard__subjects"],
     "general": ["mmlu_delta", "sst2_delta", "boolq_delta", "nq_delta", "gsm8k_delta", "baseline_always_mmlu_delta",
                 "baseline_always_sst2_delta"],
 }
@@ -117,8 +121,12 @@ def _dirty(d: dict[str, Any]) -> str:
 
 
 def _rendered(d: dict[str, Any]) -> str:
-    r = d.get("rendered")
-    return f" · report re-rendered at {r.get('commit')} on {str(r.get('at', '?'))[:10]}" if r else ""
+    r, j = d.get("rendered"), d.get("rejudged")
+    out = f" · report re-rendered at {r.get('commit')} on {str(r.get('at', '?'))[:10]}" if r else ""
+    if j:
+        out += (f" · re-judged from stored answers: {len(j.get('changed', []))} headline values changed, "
+                f"{len(j.get('removed', []))} removed (old and new in the report)")
+    return out
 
 
 def main() -> None:
