@@ -248,3 +248,18 @@ def test_rejudge_recomputes_an_editing_run_from_its_records(tmp_path: Path) -> N
     out["results"]["generation"]["bbedit"]["locality"] = 0.0  # records that do not line up are refused
     with pytest.raises(ConfigError, match="line up"):
         rejudge.rejudge(ctx, out)
+
+
+def test_run_outputs_do_not_make_the_tree_dirty(tmp_path: Path) -> None:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "eval" / "results" / "s").mkdir(parents=True)
+    (tmp_path / "eval" / "results" / "s" / "results.json").write_text("{}")
+    (tmp_path / "eval" / "README.md").write_text("x")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "one")
+    (tmp_path / "eval" / "results" / "s" / "results.json").write_text("{1}")
+    (tmp_path / "eval" / "results" / "new").mkdir()
+    (tmp_path / "eval" / "results" / "new" / "report.md").write_text("")
+    assert manifest.git_state(tmp_path, cached=False)["dirty"] is False

@@ -29,6 +29,7 @@ REPO = PACKAGE.parent
 PACKAGES = ("torch", "transformers", "sentence-transformers", "faiss-cpu", "openai", "xllamacpp", "peft",
             "numpy", "bbedit")
 MAX_DIRTY_PATHS = 50
+OUTPUTS = ("eval/results/", "eval/README.md")  # what runs write: not a change to what produces results
 _SKIP_DIRS = {"__pycache__", ".git", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 
 _cache: dict[tuple[Any, ...], Any] = {}
@@ -150,7 +151,8 @@ def _git(*args: str, cwd: Path = REPO) -> str | None:
 
 def git_state(repo: Path = REPO, cached: bool = True) -> dict[str, Any]:
     """``commit`` (full hash), ``short``, ``dirty`` (uncommitted changes to tracked files, or untracked
-    files that git does not ignore), ``n_dirty`` and up to :data:`MAX_DIRTY_PATHS` ``dirty_paths``.
+    files that git does not ignore, other than the results runs write, :data:`OUTPUTS`), ``n_dirty`` and
+    up to :data:`MAX_DIRTY_PATHS` ``dirty_paths``.
     All None outside a git checkout (an installed package). Cached per process unless ``cached`` is false."""
     key = ("git", str(repo))
     if cached and key in _cache:
@@ -161,6 +163,7 @@ def git_state(repo: Path = REPO, cached: bool = True) -> dict[str, Any]:
     else:
         status = _git("status", "--porcelain", cwd=repo) or ""
         paths = [line[3:] for line in status.splitlines() if line.strip()]
+        paths = [p for p in paths if not p.strip('"').startswith(OUTPUTS)]
         state = {"commit": head.strip(), "short": head.strip()[:7], "dirty": bool(paths), "n_dirty": len(paths),
                  "dirty_paths": paths[:MAX_DIRTY_PATHS]}
     _cache[key] = state
