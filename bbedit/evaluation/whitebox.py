@@ -43,6 +43,7 @@ from bbedit.evaluation.harness import (
     route_all,
     user,
 )
+from bbedit.evaluation.manifest import whitebox_fingerprint
 from bbedit.evaluation.report import cores_text, md_table
 from bbedit.types import Completion, Message
 
@@ -126,7 +127,8 @@ def shared_targets(ctx: RunContext, model: Any, cases: Sequence[Case], layer: in
     spent, fresh = 0.0, 0
     for b in tqdm(range(0, len(cases), batch), desc=f"targets at layer {layer}", mininterval=10):
         chunk = [c.edits[0] for c in cases[b:b + batch]]
-        key = CallCache.key(f"targets:{ed.name}:{layer}:{cfg.key()}", [], {"edits": [_fact(e) for e in chunk]})
+        key = CallCache.key(f"targets:{ed.name}:{layer}:{cfg.key()}", [], {"edits": [_fact(e) for e in chunk]},
+                            whitebox_fingerprint())
         found = ctx.cache.get(key)
         if found is None:
             t0 = time.perf_counter()
@@ -158,7 +160,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     model = local_model(ctx)
     ed = Editing(model)
     requests = [user(it.probe.text) for it in items]
-    key = CallCache.key(f"whitebox-base:{ed.name}:{max_tokens}", [], {"queries": [it.probe.text for it in items]})
+    key = CallCache.key(f"whitebox-base:{ed.name}:{max_tokens}", [], {"queries": [it.probe.text for it in items]},
+                        whitebox_fingerprint())
     found = ctx.cache.get(key)
     if found is None:
         found = {"texts": [c.text for c in model.complete_many(requests, max_tokens=max_tokens)]}
@@ -204,7 +207,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         for b in tqdm(range(0, len(cases), chunk), desc=f"{cfg.suite}: {m}", mininterval=10):
             part = cases[b:b + chunk]
             key = CallCache.key(f"whitebox:{ed.name}:{m}:{meth.config!r}:{max_tokens}", [],
-                                {"cases": [_fact(c.edits[0]) for c in part]})
+                                {"cases": [_fact(c.edits[0]) for c in part]}, whitebox_fingerprint())
             found = ctx.cache.get(key)
             if found is None:
                 found = evaluate_chunk(ctx, model, meth, part, [targets[i] for i in range(b, b + len(part))]
@@ -558,7 +561,8 @@ class SequentialState:
     def __init__(self, ctx: RunContext, ed: Any, name: str, meth: Any, batch: int, targets: str = "fresh") -> None:
         import hashlib
 
-        tag = hashlib.sha1(f"{ed.name}|{meth.config!r}|{batch}|{targets}".encode()).hexdigest()[:12]
+        tag = hashlib.sha1(f"{ed.name}|{meth.config!r}|{batch}|{targets}|{whitebox_fingerprint()}".encode()
+                           ).hexdigest()[:12]
         self.path = ctx.cache_dir / ctx.cfg.suite / "sequential-state" / f"{name}-{tag}.pt" if ctx.cache_dir else None
         self.ed, self.meth = ed, meth
 
