@@ -282,7 +282,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else (args.cache_dir or DEFAULT_CACHE)
     for suite in args.suite:
         folder = run_suite(suite, n=args.n, workers=args.workers, data_root=args.data_root,
-                           results_root=args.out, cache_dir=cache, report_only=args.report_only)
+                           results_root=args.out, cache_dir=cache, report_only=args.report_only,
+                           rejudge=args.rejudge)
         print(f"{suite}: wrote {folder / 'results.json'} and {folder / 'report.md'}")
     return 0
 
@@ -461,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-cache", action="store_true", help="keep the call cache in memory only")
     sp.add_argument("--report-only", action="store_true",
                     help="re-render report.md and plots from the suite's existing results.json")
+    sp.add_argument("--rejudge", action="store_true",
+                    help="with --report-only: recompute the judged figures from the stored answers (no model call)")
     sp.set_defaults(func=cmd_eval)
 
     sp = sub.add_parser("posteditor", help="the learned post-editor: train it, or rewrite one answer")

@@ -18,6 +18,44 @@ def test_contains_whole_words_case_accents_punctuation() -> None:
     assert M.contains_any("piano and guitar", ["violin", "guitar"])
 
 
+def test_contains_acronyms_articles_and_word_boundaries() -> None:
+    assert not M.contains("Let us see.", "US")  # an acronym is matched in capitals
+    assert M.contains("It is in the US.", "US") and M.contains("the U.S.A. and Canada", "USA")
+    assert M.contains("Bmw.", "BMW") and not M.contains("let us see", "U.S.")
+    assert not M.contains("Who is the singer?", "The Who")  # the article is required before a common word
+    assert M.contains("A song by The Who.", "The Who") and M.contains("a song by the who", "The Who")
+    assert M.contains("It is in Netherlands.", "The Netherlands")  # elsewhere it may be missing
+    assert not M.contains("the cat", "The The") and M.contains("by The The", "The The")
+    assert M.contains("PARIS", "paris") and M.contains("paris", "Paris")  # case, for ordinary words
+    assert M.contains("Paris.", "Paris") and M.contains("Paris, France", "Paris")
+    assert M.contains("(Paris)", "Paris") and M.contains("Jean-Paul Sartre", "Sartre")
+    assert not M.contains("Romeo and Juliet", "Rome")  # a word inside another word
+    assert M.contains("It is Roma.", ["Rome", "Roma"])  # aliases
+    assert not M.contains("Rome", []) and not M.contains("Rome", ["", ""])
+
+
+def test_edit_success_old_target_and_nested_targets() -> None:
+    assert not M.edit_success("Paris, not London", ["Paris"], ["London"])  # the old value present
+    assert M.edit_success("It is Roma.", ["Rome", "Roma"], ["Milan"])
+    assert not M.edit_success("Let us say US", ["USA"], ["US"])
+    assert M.edit_success("Let us say USA", ["USA"], ["US"])
+    # new inside old: "Paris Hilton" is the old answer, not the new one
+    assert not M.edit_success("Paris Hilton", ["Paris"], ["Paris Hilton"])
+    assert M.edit_success("Paris", ["Paris"], ["Paris Hilton"])
+    # old inside new: "Paris Hilton" is the new answer; its "Paris" is not the old one
+    assert M.edit_success("Paris Hilton", ["Paris Hilton"], ["Paris"])
+    assert not M.edit_success("Paris Hilton in Paris", ["Paris Hilton"], ["Paris"])
+    assert M.edit_success("Romeo lives in Rome", "Rome", "Romeo and Juliet")
+    assert M.presence("Let us go", "US", "us") == (False, True)
+
+
+def test_lexical_edit_score_uses_the_same_matcher() -> None:
+    assert M.lexical_edit_score("Romeo", "Rome", "Milan", True) == 0.0  # no substring match
+    assert M.lexical_edit_score("let us go", "US", "Canada", True) == 0.0
+    assert M.lexical_edit_score("Paris Hilton", "Paris", "Paris Hilton", True) == 0.0
+    assert M.lexical_edit_score("Paris Hilton", "Paris", "Paris Hilton", False) == 1.0
+
+
 def test_exact_match_first_sentence_normalised() -> None:
     assert M.exact_match("Paris. It is the capital.", ["paris"])
     assert M.exact_match("The Paris", ["Paris"])  # articles dropped

@@ -14,13 +14,13 @@ re-imported) and talks to it over HTTP like any other endpoint. Why a child:
 * a crash (``GGML_ASSERT``/abort) in llama.cpp kills the child, not the caller;
 * stopping is certain: the child waits on its stdin; closing that pipe makes it
   drop the ``xllamacpp.Server`` (whose destructor stops the HTTP loop and frees
-  the model, ~0.1 s) and exit. If the parent dies, even by SIGKILL, the pipe
+  the model) and exit. If the parent dies, even by SIGKILL, the pipe
   closes too, so no orphan server is left behind. SIGTERM/SIGKILL are the
   fallbacks when the child does not exit in time.
 
 ``xllamacpp.Server`` can also be stopped in-process by dropping the last
 reference to it (tested); the child process is chosen for the log and crash
-isolation, at a cost of ~0.3 s of extra start time.
+isolation, at the cost of a slightly longer start.
 """
 
 from __future__ import annotations
@@ -92,10 +92,9 @@ def default_threads() -> int:
     """Threads for the embedded model: one core less than the machine has, at most 4.
 
     A 135M model gains little from more threads, and llama.cpp's threads
-    busy-wait on each other: using every core of a small, shared machine made
-    requests 10-40x slower whenever another process competed for a core
-    (measured on 2 cores: 6 short requests 0.6-0.9 s, but up to 24 s with 2
-    threads under load; 1 thread stayed at 0.7-1.4 s).
+    busy-wait on each other: using every core of a small, shared machine makes
+    requests much slower whenever another process competes for a core (seen
+    while developing; no committed suite measures it).
     """
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 

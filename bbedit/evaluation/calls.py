@@ -4,6 +4,11 @@ Every call is greedy, so a request (model, messages, options) has one answer. Th
 cache is a SQLite file (WAL, one row per request, committed as each call returns);
 a killed run loses at most the calls in flight. :class:`CachedModel` wraps any
 backend with ``complete`` (or ``generate``) and answers repeated requests from it.
+
+A key holds the model id, the messages, the options and a fingerprint of what else shapes the
+answer (by default the prompt templates' fingerprint, :mod:`bbedit.evaluation.manifest`), so a
+changed template or editor cannot replay an answer made before the change. Latencies are never
+replayed: an answer from the cache has ``latency_s`` NaN, and aggregates skip it.
 """
 
 from __future__ import annotations
@@ -39,9 +44,14 @@ class CallCache:
             self._db.commit()
 
     @staticmethod
-    def key(model: str, messages: Sequence[Message], opts: dict[str, Any]) -> str:
-        blob = json.dumps({"model": model, "messages": list(messages), "opts": opts}, sort_keys=True,
-                          ensure_ascii=False)
+    def key(model: str, messages: Sequence[Message], opts: dict[str, Any], fingerprint: str = "") -> str:
+        """sha256 of the request: ``model``, ``messages``, ``opts`` and the ``fingerprint`` of the code,
+        templates or weights behind the answer (left out of the hash when empty, so keys made without
+        one stay as they were)."""
+        req: dict[str, Any] = {"model": model, "messages": list(messages), "opts": opts}
+        if fingerprint:
+            req["fingerprint"] = fingerprint
+        blob = json.dumps(req, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -64,27 +74,39 @@ class CallCache:
             self._db.close()
 
 
+def _default_fingerprint() -> str:
+    from bbedit.evaluation.manifest import prompts_fingerprint
+
+    return prompts_fingerprint()
+
+
+NOT_MEASURED = float("nan")  # the latency of an answer from the cache (see metrics.measured)
+
+
 class CachedModel:
     """A backend behind a :class:`CallCache`. ``opts`` (``max_tokens``, ``temperature``...)
-    apply to every call and are part of the cache key, as is ``model_id``."""
+    apply to every call and are part of the cache key, as are ``model_id`` and ``fingerprint``
+    (default: the prompt templates' fingerprint). An answer from the cache has ``latency_s`` NaN:
+    its time was measured in another run and is not this run's figure."""
 
-    def __init__(self, backend: Any, cache: CallCache | None = None, model_id: str | None = None,
-                 **opts: Any) -> None:
+    def __init__(self, backend: Any, cache: CallCache | None = None, model_id: str | None = None, *,
+                 fingerprint: str | None = None, **opts: Any) -> None:
         self.backend = backend
         self.cache = cache if cache is not None else CallCache()  # an empty cache is falsy
         self.model_id = model_id or str(getattr(backend, "model", type(backend).__name__))
+        self.fingerprint = _default_fingerprint() if fingerprint is None else fingerprint
         self.opts = opts
         self.calls = 0  # calls that reached the backend
         self.hits = 0
         self._lock = threading.Lock()
 
     def complete(self, messages: Sequence[Message]) -> Completion:
-        key = CallCache.key(self.model_id, messages, self.opts)
+        key = CallCache.key(self.model_id, messages, self.opts, self.fingerprint)
         found = self.cache.get(key)
         if found is not None:
             with self._lock:
                 self.hits += 1
-            return Completion(**found)
+            return Completion(**{**found, "latency_s": NOT_MEASURED})
         if hasattr(self.backend, "complete"):
             result = self.backend.complete(list(messages), **self.opts)
         else:
@@ -99,17 +121,21 @@ class CachedModel:
 
 
 class CachedScorer:
-    """Teacher-forced scores (``backend.score``) behind a :class:`CallCache`."""
+    """Teacher-forced scores (``backend.score``) behind a :class:`CallCache`; ``fingerprint`` (default:
+    the prompt templates') is part of the key."""
 
-    def __init__(self, backend: Any, cache: CallCache | None = None, model_id: str | None = None) -> None:
+    def __init__(self, backend: Any, cache: CallCache | None = None, model_id: str | None = None, *,
+                 fingerprint: str | None = None) -> None:
         self.backend = backend
         self.cache = cache if cache is not None else CallCache()  # an empty cache is falsy
         self.model_id = "score:" + (model_id or str(getattr(backend, "model", type(backend).__name__)))
+        self.fingerprint = _default_fingerprint() if fingerprint is None else fingerprint
 
     def score(self, messages: Sequence[Message], continuations: Sequence[str], prefix: str = "") -> list[Any]:
         from bbedit.backends.transformers_backend import Score
 
-        key = CallCache.key(self.model_id, messages, {"continuations": list(continuations), "prefix": prefix})
+        key = CallCache.key(self.model_id, messages, {"continuations": list(continuations), "prefix": prefix},
+                            self.fingerprint)
         found = self.cache.get(key)
         if found is None:
             scores = self.backend.score(messages, continuations, prefix=prefix)

@@ -254,6 +254,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
                 by_type[s].setdefault("neighbor", {})["untouched_true_neighbours"] = true_nb
         summary = summarise(per)
         summary["latency"] = M.aggregate("latency", per["latency"]) + route_ms[s]
+        summary["latency_n_measured"] = M.n_measured(per["latency"])  # answers not from the cache
         if s != "none":
             summary.update(gate_counts(items, routes[s]))
             extra = [a.prompt_tokens - b.prompt_tokens for a, b, r in zip(answers[s], base, routes[s], strict=True)
@@ -298,7 +299,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     for s, recs in rewrites.items():
         for r in recs:
             records[r["item"]][f"{s}_p_keep"] = round(r["p_keep"], 4)
-            records[r["item"]][f"{s}_rewrite_s"] = round(r["latency_s"], 3)
+            records[r["item"]][f"{s}_rewrite_s"] = round(r["latency_s"], 3) if r["latency_s"] == r["latency_s"] else None
             if r.get("script"):
                 records[r["item"]][f"{s}_script"] = r["script"]
     if rewrites and not recorded:
@@ -315,12 +316,14 @@ def run(ctx: RunContext) -> dict[str, Any]:
 def ike_latency(answers: Sequence[Completion], routes: Sequence[Route]) -> dict[str, float]:
     """For comparison with a post-editor's rewrite time: the seconds of the served model's whole edited
     answer (in-context editing replaces the call rather than rewriting an answer), p50/p95 over every
-    routed query, as measured when first made (with the suite's concurrent requests)."""
-    lat = [a.latency_s for a, r in zip(answers, routes, strict=True) if r.edit is not None]
+    routed query whose answer was made in this run (with the suite's concurrent requests); answers from
+    the cache have no latency here."""
+    lat = M.measured(a.latency_s for a, r in zip(answers, routes, strict=True) if r.edit is not None)
     if not lat:
         return {}
     p50 = M.AGGREGATES["p50"](lat)
-    return {"rewrite_p50_s": p50, "rewrite_p95_s": M.AGGREGATES["p95"](lat), "rewrite_p50_s_all": p50}
+    return {"rewrite_p50_s": p50, "rewrite_p95_s": M.AGGREGATES["p95"](lat), "rewrite_p50_s_all": p50,
+            "rewrite_n_measured": float(len(lat))}
 
 
 def _same_subject(out: dict[str, Any], data: Dataset, edits: Sequence[Edit]) -> None:

@@ -29,14 +29,84 @@ def normalize(text: str) -> str:
     return _WS.sub(" ", _ARTICLES.sub(" ", text)).strip()
 
 
-def contains(answer: str, target: str) -> bool:
-    """``target`` occurs in ``answer`` as whole words, ignoring case, accents and punctuation."""
-    t = normalize(target)
-    return bool(t) and re.search(r"(?<!\w)" + re.escape(t) + r"(?!\w)", normalize(answer)) is not None
+_ABBREV = re.compile(r"(?<![^\W_])((?:[^\W\d_]\.){2,})")  # "U.S." / "U.S.A." / "e.g."
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def _tokens(text: str) -> list[str]:
+    """Words of ``text`` with their case: accents removed (NFKD), dotted abbreviations joined
+    ("U.S." -> "US"), every other punctuation mark a word boundary ("Paris." -> "Paris",
+    "Jean-Paul" -> "Jean", "Paul", "Bach's" -> "Bach", "s")."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = _ABBREV.sub(lambda m: m.group(1).replace(".", ""), text)
+    return _TOKEN.findall(text)
+
+
+def _is_acronym(word: str) -> bool:
+    return len(word) >= 2 and word.isupper() and word.isalpha()
+
+
+def _word_eq(answer_word: str, target_word: str) -> bool:
+    """Case-folded equality, except that an acronym in the target ("US", "UK", "BMW") does not match an
+    all-lower-case word, so "US" does not match "let us" (it does match "US", "U.S." and "Bmw")."""
+    if answer_word.casefold() != target_word.casefold():
+        return False
+    return not (_is_acronym(target_word) and answer_word.islower())
+
+
+_ARTICLE_WORDS = {"a", "an", "the"}
+# a target's leading article may be missing from the answer ("The Netherlands" ~ "Netherlands"), except
+# where the rest alone is a common word that would match ordinary text ("The Who", "The The", "A Ha")
+_FUNCTION_WORDS = {"who", "what", "the", "a", "an", "it", "us", "we", "you", "they", "he", "she", "i", "me",
+                   "him", "her", "them", "this", "that", "these", "those", "is", "be", "was", "are", "and", "or",
+                   "of", "in", "on", "at", "to", "for", "by", "with", "from", "as", "so", "no", "not", "yes", "ha",
+                   "band", "one", "all", "here", "there", "then", "now", "end", "way", "best", "other", "others"}
+
+
+def _forms(target: str) -> list[list[str]]:
+    """The word sequences that spell ``target``: its words, and without a leading article where that
+    leaves more than a common word."""
+    t = _tokens(target)
+    forms = [t] if t else []
+    if len(t) >= 2 and t[0].casefold() in _ARTICLE_WORDS and \
+            not (len(t) == 2 and t[1].casefold() in _FUNCTION_WORDS):
+        forms.append(t[1:])
+    return forms
+
+
+def _spans(words: Sequence[str], target: str) -> list[tuple[int, int]]:
+    """Every ``(start, end)`` word span of ``words`` that spells ``target`` (see :func:`_forms`)."""
+    out = []
+    for t in _forms(target):
+        n = len(t)
+        out += [(i, i + n) for i in range(len(words) - n + 1) if all(_word_eq(words[i + j], t[j]) for j in range(n))]
+    return sorted(set(out))
+
+
+def _as_list(targets: str | Iterable[str]) -> list[str]:
+    return [targets] if isinstance(targets, str) else [t for t in targets if t]
+
+
+def contains(answer: str, target: str | Iterable[str]) -> bool:
+    """``target`` (or any of a list of aliases) occurs in ``answer`` as a run of whole words.
+
+    Matching is on words, not characters: accents are ignored; case is ignored except that an acronym
+    (an all-capitals target word of two or more letters, "US") does not match an all-lower-case word
+    ("the US", "the U.S." and "Bmw" match, "let us" does not); every punctuation mark is a word
+    boundary ("Paris." and "Paris," match "Paris", "French-Canadian" holds "French"; "Rome" does not
+    match "Romeo"). Articles in the answer are words like any other. A target's leading article may be
+    missing from the answer ("The Netherlands" matches "Netherlands"), unless the rest of the target
+    alone is a common word: "The Who" does not match "who is" (give "Who" as an alias where it should).
+    An empty target matches nothing.
+    """
+    words = _tokens(answer)
+    return any(_spans(words, t) for t in _as_list(target))
 
 
 def contains_any(answer: str, targets: Iterable[str]) -> bool:
-    return any(contains(answer, t) for t in targets)
+    """:func:`contains` for any of ``targets``."""
+    return contains(answer, list(targets))
 
 
 def exact_match(answer: str, targets: Iterable[str]) -> bool:
@@ -48,9 +118,28 @@ def exact_match(answer: str, targets: Iterable[str]) -> bool:
     return any(a == normalize(t) for t in targets if normalize(t))
 
 
-def edit_success(answer: str, new: Sequence[str], old: Sequence[str] = ()) -> bool:
-    """Generation-protocol success for an in-scope query: a new answer appears and no old one does."""
-    return contains_any(answer, new) and not contains_any(answer, [o for o in old if o])
+def _inside(span: tuple[int, int], others: Sequence[tuple[int, int]]) -> bool:
+    return any(o[0] <= span[0] and span[1] <= o[1] and o != span for o in others)
+
+
+def presence(answer: str, new: str | Iterable[str], old: str | Iterable[str] = ()) -> tuple[bool, bool]:
+    """Whether a new and whether an old answer occur in ``answer`` (:func:`contains`), where an
+    occurrence that lies inside a longer occurrence of the other side does not count: with new
+    "Paris" and old "Paris Hilton", "Paris Hilton" holds the old answer only; with new "Paris
+    Hilton" and old "Paris", it holds the new answer only."""
+    words = _tokens(answer)
+    new_spans = [s for t in _as_list(new) for s in _spans(words, t)]
+    old_spans = [s for t in _as_list(old) for s in _spans(words, t)]
+    has_new = any(not _inside(s, old_spans) for s in new_spans)
+    has_old = any(not _inside(s, new_spans) for s in old_spans)
+    return has_new, has_old
+
+
+def edit_success(answer: str, new: str | Sequence[str], old: str | Sequence[str] = ()) -> bool:
+    """Generation-protocol success for an in-scope query: a new answer (or alias) appears and no old
+    one does, judged by :func:`presence`."""
+    has_new, has_old = presence(answer, new, old)
+    return has_new and not has_old
 
 
 def unchanged(answer: str, reference: str) -> bool:
@@ -105,8 +194,9 @@ def lexical_retention(edited: str, original: str, target_new: str | None, target
 
 def lexical_edit_score(answer: str, target_new: str, target_old: str, in_scope: bool) -> float:
     """PostEdit's lexical edit score of one answer: in scope, 1 when it holds the new target and
-    not the old, 0.5 with both, 0 without the new; out of scope the same with the roles swapped."""
-    has_new, has_old = target_new.lower().strip() in answer.lower(), target_old.lower().strip() in answer.lower()
+    not the old, 0.5 with both, 0 without the new; out of scope the same with the roles swapped.
+    Occurrences are judged as in :func:`edit_success` (whole words, acronyms by case), not as substrings."""
+    has_new, has_old = presence(answer, target_new, target_old)
     want, unwanted = (has_new, has_old) if in_scope else (has_old, has_new)
     return 0.0 if not want else 0.5 if unwanted else 1.0
 
@@ -127,8 +217,20 @@ def hmean(values: Sequence[float]) -> float:
     return 0.0 if any(v <= 0 for v in values) else len(values) / sum(1 / v for v in values)
 
 
+def measured(values: Iterable[float | None]) -> list[float]:
+    """The values that were measured: None and NaN (a latency of an answer replayed from the cache,
+    which was measured in another run) are left out."""
+    return [float(v) for v in values if v is not None and v == v]
+
+
+def n_measured(values: Iterable[float | None]) -> int:
+    """How many of ``values`` were measured (see :func:`measured`)."""
+    return len(measured(values))
+
+
 def _pct(q: float) -> Callable[[Sequence[float]], float]:
     def f(values: Sequence[float]) -> float:
+        values = measured(values)
         if not values:
             return float("nan")
         s = sorted(values)
@@ -139,12 +241,18 @@ def _pct(q: float) -> Callable[[Sequence[float]], float]:
     return f
 
 
+def _mean(values: Sequence[float]) -> float:
+    v = measured(values)
+    return sum(v) / len(v) if v else float("nan")
+
+
+# every aggregate skips values that were not measured (NaN); NaN when none was
 AGGREGATES: dict[str, Callable[[Sequence[float]], float]] = {
-    "mean": lambda v: sum(v) / len(v) if v else float("nan"),
-    "hmean": hmean,
+    "mean": _mean,
+    "hmean": lambda v: hmean(measured(v)),
     "p50": _pct(50),
     "p95": _pct(95),
-    "sum": lambda v: float(sum(v)),
+    "sum": lambda v: float(sum(measured(v))),
 }
 
 

@@ -404,6 +404,7 @@ def run(n_exact: int = 200, load_s: float = 120, direct_s: float = 60, clients: 
     """Run every phase and write ``<root>/middleware`` (default root: eval/results); returns the folder."""
     from bbedit.backends.embedded import EmbeddedServer
     from bbedit.evaluation.fuzz import fuzz
+    from bbedit.evaluation.manifest import cpu_count, machine_line
     from bbedit.evaluation.overhead import synthetic_edits
     from bbedit.evaluation.report import RESULTS_ROOT, md_table, write_results
 
@@ -489,7 +490,7 @@ def run(n_exact: int = 200, load_s: float = 120, direct_s: float = 60, clients: 
     statuses = ", ".join(f"{k}: {v}" for k, v in sorted(fz.statuses.items()))
     report = f"""# Middleware: `bbedit serve` in front of the served SmolLM2
 
-Every figure below comes from one run of `make eval-middleware` on this machine (2 CPU cores, shared by
+Every figure below comes from one run of `make eval-middleware` on this machine ({machine_line()}, shared by
 the llama.cpp server with {slots} slots, the proxy process and the load generator). The proxy is a real
 `bbedit serve` process (IKE editor, learned scope gate, {n_edits:,} synthetic edits in memory for the
 overhead and load phases), driven over HTTP; the upstream is the embedded llama.cpp server.
@@ -560,7 +561,7 @@ their own prompt.
 
 ## Other load on the machine
 
-The machine's two cores are shared with whatever else runs. Busy time of processes other than this
+The machine's {cpu_count()} cores are shared with whatever else runs. Busy time of processes other than this
 benchmark, its llama.cpp server and its proxy, in cores on average: {h['other_processes_cores_overhead']:.2f}
 during the overhead pairs, {h['other_processes_cores_load']:.2f} / {h['other_processes_cores_load_plain']:.2f}
 during the two proxied loads and {h['other_processes_cores_load_direct']:.2f} during the direct load (0 means the

@@ -9,6 +9,7 @@ import resource
 import time
 from pathlib import Path
 
+from bbedit.evaluation.manifest import machine_line
 from bbedit.evaluation.report import DATA_ROOT, md_table, percentile, write_results
 from bbedit.memory.memory import EditMemory
 from bbedit.scope.gate import load_gate
@@ -94,7 +95,7 @@ def run(n_queries: int = 1000, big: int = 100_000, data: Path = DATA_ROOT) -> Pa
 Per query: `memory.retrieve` (subject matching, one embedding pass with the packaged MiniLM, FAISS search)
 plus `gate.decide` (features and the learned scorer), one query at a time, on {len(queries)} queries
 (half CounterFact prompts/paraphrases, half NQ-open questions), after 20 warm-up queries. The model call is
-not included. 2 CPU cores.
+not included. {machine_line()}.
 
 {md_table(["edits in memory", "index", "p50 ms", "p95 ms"], [
         [f"{len(edits):,} (CounterFact)", kind10k, percentile(t10k, 50), percentile(t10k, 95)],

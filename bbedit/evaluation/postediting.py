@@ -3,7 +3,7 @@
 A post-editing system sends the question to the model unchanged; when the gate routes it to an
 edit, a post-editor rewrites the answer (the learned ``postedit`` editor or the rule-based
 ``replace`` baseline). Rewrites are cached like model calls (keyed by the editor's adapter
-file), and each one's time is measured when it is first made.
+file, code and templates); a rewrite's time counts only in the run that made it, never from the cache.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bbedit.evaluation import metrics as M
-from bbedit.evaluation.calls import CallCache, pmap
+from bbedit.evaluation.calls import NOT_MEASURED, CallCache, pmap
 from bbedit.evaluation.harness import Route, RunContext, system_prefix
 from bbedit.types import Completion
 
@@ -36,10 +36,10 @@ def make_post_editor(ctx: RunContext, system: str) -> Any:
 
 
 def _editor_id(editor: Any) -> str:
-    """Identifies the editor's behaviour for the cache: its name, config and adapter weights."""
-    from bbedit.editors.postedit.editor import SCRIPT_VERSION
+    """Identifies the editor's behaviour for the cache: its name, config, code and templates, and adapter weights."""
+    from bbedit.evaluation.manifest import postedit_fingerprint
 
-    parts = [editor.name, repr(getattr(editor, "config", "")), str(SCRIPT_VERSION)]
+    parts = [editor.name, repr(getattr(editor, "config", "")), postedit_fingerprint()]
     folder = getattr(editor, "adapter_dir", None)
     if folder is not None:
         parts.append(hashlib.sha256((Path(folder) / "adapter_model.safetensors").read_bytes()).hexdigest())
@@ -70,6 +70,8 @@ def post_edit_all(ctx: RunContext, editor: Any, system: str, items: Sequence[Any
                      "tokens": r.tokens, "passes": r.passes, "script": r.script,
                      "answer_tokens": _tokens(editor, a)}
             cache.put(key, found)
+        else:  # its time was measured in another run: not this run's figure
+            found = {**found, "latency_s": NOT_MEASURED}
         return found
 
     done = dict(zip(todo, pmap(one, todo, 1, f"{ctx.cfg.suite}: {system} rewrites ({len(todo)})"), strict=True))
@@ -89,10 +91,15 @@ def _tokens(editor: Any, text: str) -> int:
 
 
 def rewrite_latency(recs: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """p50/p95 seconds of rewrites that changed an answer of about 60 tokens, and of every routed answer."""
-    sixty = [r["latency_s"] for r in recs if r["changed"] and SIXTY[0] <= r.get("answer_tokens", 0) <= SIXTY[1]]
-    every = [r["latency_s"] for r in recs]
-    out = {"rewrite_p50_s_all": M.AGGREGATES["p50"](every), "n_rewrites": float(len(every))}
+    """p50/p95 seconds of rewrites that changed an answer of about 60 tokens, and of every routed answer,
+    over the rewrites made in this run (``rewrite_n_measured`` of ``n_rewrites``; those from the cache
+    have no time). No figure when none was made in this run."""
+    sixty = M.measured(r["latency_s"] for r in recs
+                       if r["changed"] and SIXTY[0] <= r.get("answer_tokens", 0) <= SIXTY[1])
+    every = M.measured(r["latency_s"] for r in recs)
+    out = {"n_rewrites": float(len(recs)), "rewrite_n_measured": float(len(every))}
+    if every:
+        out["rewrite_p50_s_all"] = M.AGGREGATES["p50"](every)
     if sixty:
         out.update({"rewrite_p50_s": M.AGGREGATES["p50"](sixty), "rewrite_p95_s": M.AGGREGATES["p95"](sixty),
                     "n_rewrites_60_tokens": float(len(sixty))})

@@ -16,7 +16,7 @@ from typing import Any
 
 from bbedit.evaluation import metrics as M
 from bbedit.evaluation.harness import RunContext, SuiteConfig
-from bbedit.evaluation.report import DATA_ROOT, RESULTS_ROOT, md_table, write_results
+from bbedit.evaluation.report import DATA_ROOT, RESULTS_ROOT, cores_text, md_table, write_results
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,18 @@ def bar_plot(path: Path, results: Mapping[str, Mapping[str, float]], metrics: Se
 def run_suite(path: str | os.PathLike[str], *, n: int | None = None, workers: int | None = None,
               data_root: str | os.PathLike[str] | None = None, results_root: str | os.PathLike[str] | None = None,
               cache_dir: str | os.PathLike[str] | None = DEFAULT_CACHE, summary: bool = True,
-              report_only: bool = False) -> Path:
+              report_only: bool = False, rejudge: bool = False) -> Path:
     """Run the suite in ``path``; returns the results folder. ``n`` and ``workers`` override the file.
-    ``report_only`` re-renders report.md and the plots from the suite's existing results.json."""
+    ``report_only`` re-renders report.md and the plots from the suite's existing results.json, keeping
+    that run's provenance (commit, finish time, machine, manifest) and adding a ``rendered`` entry;
+    with ``rejudge`` it first recomputes the judged figures from the stored answers
+    (:mod:`bbedit.evaluation.rejudge`, no model called).
+
+    Raises :class:`ConfigError` for a bad suite, or ``rejudge`` without ``report_only``."""
+    from bbedit.errors import ConfigError
+
+    if rejudge and not report_only:
+        raise ConfigError("--rejudge re-judges a finished run's answers: use it with --report-only")
     cfg = SuiteConfig.load(path)
     if n is not None:
         cfg.n = n
@@ -83,20 +92,32 @@ def run_suite(path: str | os.PathLike[str], *, n: int | None = None, workers: in
     ctx = RunContext(cfg, data_root=data, results_root=root, cache_dir=Path(cache_dir) if cache_dir else None)
     task = import_module(TASK_MODULES[cfg.task])
     folder = root / cfg.suite
+    provenance = None
     try:
         if report_only:
-            out, command = _previous(folder)
+            out, command, provenance = _previous(folder)
             if hasattr(task, "augment"):  # a run adds these itself; an older results.json may lack them
                 task.augment(ctx, out)
+            if rejudge:
+                from bbedit.evaluation.rejudge import rejudge as rejudge_run
+
+                rejudge_run(ctx, out)
         else:
             out = task.run(ctx)
             command = cfg.command() + (f" --n {n}" if n is not None else "")
     finally:
         ctx.close()
     folder.mkdir(parents=True, exist_ok=True)
+    if provenance is None:
+        from bbedit.evaluation.manifest import run_manifest
+
+        out["manifest"] = run_manifest(cfg)
+    elif provenance.get("manifest"):
+        out["manifest"] = provenance["manifest"]
     report = task.report(cfg, out, folder) if hasattr(task, "report") else editing_report(cfg, out, folder)
+    report = _notes(cfg, out, report)
     written = write_results(cfg.suite, out["headline"], {k: v for k, v in out.items() if k != "headline"},
-                            report, command, root=root)
+                            report, command, root=root, cfg=cfg, provenance=provenance)
     if summary and root == RESULTS_ROOT:
         from bbedit.evaluation.summary import main as refresh
 
@@ -104,11 +125,23 @@ def run_suite(path: str | os.PathLike[str], *, n: int | None = None, workers: in
     return written
 
 
-_META = ("suite", "command", "finished_at", "commit", "machine")
+def _notes(cfg: SuiteConfig, out: Mapping[str, Any], report: str) -> str:
+    """The report with the notes every suite gets: the judging fix's table (a re-judged run) and the
+    train/eval overlap of the data the suite evaluates on (:mod:`bbedit.evaluation.overlap`)."""
+    from bbedit.evaluation import overlap, rejudge
+
+    extra = [x for x in (rejudge.section(out), overlap.note(str(cfg.dataset.get("path", "")))) if x]
+    return report.rstrip() + ("\n\n" + "\n".join(extra) if extra else "")
 
 
-def _previous(folder: Path) -> tuple[dict[str, Any], str]:
-    """A finished run's output and command, from its results.json."""
+_META = ("suite", "command", "finished_at", "commit", "machine", "manifest", "rendered", "not_measured")
+
+
+def _previous(folder: Path) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """A finished run's output, command and provenance (when it finished, its commit, machine and
+    manifest: a re-render keeps them), from its results.json.
+
+    Raises :class:`ConfigError` when there is no readable results.json in ``folder``."""
     import json
 
     from bbedit.errors import ConfigError
@@ -118,7 +151,8 @@ def _previous(folder: Path) -> tuple[dict[str, Any], str]:
         d = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"--report-only needs a finished run: cannot read {path} ({e})") from e
-    return {k: v for k, v in d.items() if k not in _META}, str(d.get("command", ""))
+    provenance = {k: d[k] for k in ("finished_at", "commit", "machine", "manifest") if k in d}
+    return {k: v for k, v in d.items() if k not in _META}, str(d.get("command", "")), provenance
 
 
 def editing_report(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) -> str:
@@ -159,7 +193,8 @@ def editing_report(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) -> st
     parts += ["### Gate and cost", "", protocol_table({s: r for s, r in res["generation"].items() if s != "none"},
                                                       gate_cols), "",
               protocol_table(res["generation"], cost_cols), "",
-              "latency: p50 of one answer (model call as measured when first made, plus amortised routing); "
+              "latency: p50 of one answer over the model calls made in this run, plus amortised routing "
+              f"({latency_note(res['generation'])}); "
               "token_overhead: mean extra prompt tokens of an edited query vs. the unedited request. "
               "Fluency is the n-gram entropy of these short answers, so it mostly tracks answer length.", ""]
     if res.get("probability"):
@@ -176,6 +211,23 @@ def editing_report(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) -> st
                   f"({'; '.join(out['dataset']['skipped'][:3])}).", ""]
     parts += ["Every query with each system's answer is in results.json (`records`)."]
     return "\n".join(parts)
+
+
+def latency_note(by_system: Mapping[str, Mapping[str, float]]) -> str:
+    """How many answers each system's latency was measured on (not from the cache)."""
+    counts = {s: r["latency_n_measured"] for s, r in by_system.items() if "latency_n_measured" in r}
+    if not counts:
+        return "a run recorded before cache hits were told apart: its latencies may include replayed ones"
+    if not any(counts.values()):
+        return "not measured in this run (answers from cache)"
+    return "answers measured fresh: " + ", ".join(f"{SYSTEM_LABELS.get(s, s)} {int(n)}" for s, n in counts.items())
+
+
+def measured_note(h: Mapping[str, Any], prefixes: Sequence[str]) -> str:
+    """"(rewrites measured fresh: 120 of 300, ...)" from the headline's ``rewrite_n_measured``."""
+    parts = [f"{h[p + 'rewrite_n_measured']:.0f}" + (f" of {h[p + 'n_rewrites']:.0f}" if p + "n_rewrites" in h else "")
+             for p in prefixes if p + "rewrite_n_measured" in h]
+    return f" (measured fresh: {', '.join(parts)})" if parts else ""
 
 
 def postedit_section(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) -> list[str]:
@@ -226,13 +278,16 @@ def postedit_section(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) -> 
             lat.append([labels.get(s, s), h.get(f"{pre}rewrite_p50_s", "–"), h.get(f"{pre}rewrite_p95_s", "–"),
                         h[f"{pre}rewrite_p50_s_all"]])
     if lat:
-        lines += ["### Edit latency (seconds, 2 CPU cores)", "",
+        lines += [f"### Edit latency (seconds, {cores_text(out)})", "",
                   md_table(["system", "p50, ~60-token answers", "p95, ~60-token answers", "p50, every routed query"],
                            lat), "",
                   "Post-editors: the rewrite of an answer of 45 to 75 tokens that the editor changed (reading "
                   "the answer, deciding, writing the edit script and applying it; the answer itself comes from "
                   "the API model first). IKE: the served model's whole edited answer, every routed "
                   "query (in-context editing replaces the call instead of rewriting; its answers are capped at the "
-                  "suite's max_tokens, and were measured with the suite's concurrent requests sharing the cores). Rewrite times are measured "
-                  "when first made; reruns answer from the cache.", ""]
+                  "suite's max_tokens, and were measured with the suite's concurrent requests sharing the cores). Times count "
+                  "only rewrites and answers made in this run, never ones from the cache"
+                  f"{measured_note(h, [system_prefix(x, primary) for x in table])}.", ""]
+    else:
+        lines += ["### Edit latency", "", "Not measured in this run (answers from cache).", ""]
     return lines

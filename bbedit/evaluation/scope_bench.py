@@ -172,6 +172,10 @@ calibrate` choose it per memory):
 Edits added per second while building the CounterFact memory: {len(edits) / add_s:.0f}.
 Wall time of this benchmark: {wall:.0f} s.
 """
+    from bbedit.evaluation.overlap import note
+
+    report += "".join("\n" + n for n in (note("counterfact/counterfact-edit.json"), note("knowedit/ZsRE-test-all.json"))
+                      if n)
     return write_results("scope-counterfact", headline, {"learned": learned, "cosine_baseline": baseline,
                                                          "cosine_threshold": sim_t, "knowedit": ke, "threshold_curve": curve,
                                                          "locality_in_scope_of_other_edit": relabelled},

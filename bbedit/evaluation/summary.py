@@ -43,9 +43,38 @@ HEADLINE_KEYS: dict[str, list[str]] = {
                             "alphaedit_ppl_ratio_at_1000", "alphaedit_blue_ppl_ratio_at_1000"],
     "whitebox-sequential-fresh": ["rome_es_prob_at_100", "rome_ns_prob_at_100", "memit_es_prob_at_100",
                                   "memit_ns_prob_at_100", "rome_s_per_edit", "memit_s_per_edit"],
+    "overlap": ["counterfact_counterfact_train__counterfact_counterfact_edit__subjects",
+                "counterfact_counterfact_train__counterfact_counterfact_edit__edit_prompts",
+                "counterfact_counterfact_train__postedit_counterfact_edit_data__edit_prompts",
+                "counterfact_counterfact_train__mquake_mquake_hard__subjects"],
     "general": ["mmlu_delta", "sst2_delta", "boolq_delta", "nq_delta", "gsm8k_delta", "baseline_always_mmlu_delta",
                 "baseline_always_sst2_delta"],
 }
+
+
+# a key holding one of these is an adjusted (or subset) figure; its plain counterpart is the key without it
+ADJUSTED = ("_true_neighbours", "_scope_aware", "_truth", "_sample")
+
+
+def plain_key(key: str) -> str | None:
+    """The plain counterpart of an adjusted key (``locality_true_neighbours_at_10000`` ->
+    ``locality_at_10000``), None for a plain key."""
+    for m in ADJUSTED:
+        if m in key:
+            return key.replace(m, "", 1)
+    return None
+
+
+def with_plain(keys: list[str], headline: dict[str, Any]) -> list[str]:
+    """``keys`` with each adjusted figure's plain counterpart (where the run has it) right before it."""
+    out: list[str] = []
+    for k in keys:
+        p = plain_key(k)
+        if p is not None and p in headline and p not in out:
+            out.append(p)  # (if listed on its own further on, it moves here)
+        if k not in out:
+            out.append(k)
+    return out
 
 
 def _fmt(v: Any) -> str:
@@ -60,25 +89,44 @@ def render(root: Path = RESULTS_ROOT) -> str:
              "Generation-protocol and probability-protocol (teacher-forced) numbers are separate keys and are",
              "never averaged together. `baseline_*` keys are the comparison systems of the same run (in the",
              "postedit suites the learned post-editor is the bare keys, `baseline_` the rule-based post-editor",
-             "and `ike_` in-context editing on the served model).", "",
+             "and `ike_` in-context editing on the served model). An adjusted figure (`*_true_neighbours`: neighbours",
+             "that no edit in memory is about; `*_scope_aware`: routing such a neighbour to the edit it is about counted",
+             "as right; `*_truth`: the ground truth still said; `*_sample`: on a sample) always stands right after its",
+             "plain counterpart. Reports note where a training file overlaps the evaluation data",
+             "([overlap](results/overlap/report.md)).", "",
              "| suite | headline | cases | wall (s) | command |", "|---|---|---|---|---|"]
     for f, d in found:
         h = d["headline"]
         keys = [k for k in HEADLINE_KEYS.get(d.get("suite", ""), []) if k in h]
         if not keys:
             keys = [k for k in h if k not in ("wall_s", "n_cases")][:5]
+        keys = with_plain(keys, h)
         shown = ", ".join(f"{k} {_fmt(h[k])}" for k in keys)
-        parts.append(f"| [{d.get('suite', f.parent.name)}]({f.parent.name}/report.md) | {shown} | "
+        parts.append(f"| [{d.get('suite', f.parent.name)}](results/{f.parent.name}/report.md) | {shown} | "
                      f"{h.get('n_cases', '–')} | {_fmt(h.get('wall_s', '–'))} | `{d.get('command', '?')}` |")
     parts.append("")
     for f, d in found:
         parts += [f"## {d.get('suite', f.parent.name)}", "",
                   f"Command: `{d.get('command', '?')}` · finished {d.get('finished_at', '?')} · "
-                  f"commit {d.get('commit') or '?'} · [report]({f.parent.name}/report.md)", "",
+                  f"commit {d.get('commit') or '?'}{_dirty(d)}{_rendered(d)} · [report](results/{f.parent.name}/report.md)", "",
                   "| key | value |", "|---|---|"]
         parts += [f"| {k} | {_fmt(v)} |" for k, v in d["headline"].items()]
         parts.append("")
     return "\n".join(parts)
+
+
+def _dirty(d: dict[str, Any]) -> str:
+    g = (d.get("manifest") or {}).get("git") or {}
+    return f" (with {g.get('n_dirty')} uncommitted changes)" if g.get("dirty") else ""
+
+
+def _rendered(d: dict[str, Any]) -> str:
+    r, j = d.get("rendered"), d.get("rejudged")
+    out = f" · report re-rendered at {r.get('commit')} on {str(r.get('at', '?'))[:10]}" if r else ""
+    if j:
+        out += (f" · re-judged from stored answers: {len(j.get('changed', []))} headline values changed, "
+                f"{len(j.get('removed', []))} removed (old and new in the report)")
+    return out
 
 
 def main() -> None:

@@ -11,9 +11,8 @@ from outside, on the same cases and the same weights.
 Both protocols: generation (greedy chat answer; ES/PS = the new target is said and the old one is
 not, NS = the neighbour's answer is unchanged from the unedited model's) and probability (teacher
 forcing: new more likely than old; for neighbours, the true answer more likely than the new target).
-A post-editor does not change the model's probabilities; its probability-protocol figures are its
-own teacher-forced keep/edit decision: ES/PS = it routes and decides to edit, NS = it keeps (or the
-gate passes the query through).
+A post-editor does not change the model's probabilities, so the probability protocol does not apply
+to it (its columns are "–").
 
 ``whitebox_sequential``: the first N CounterFact edits applied one after another (in batches
 where the method batches), with efficacy on a sample of the edits applied so far, neighbourhood
@@ -44,7 +43,8 @@ from bbedit.evaluation.harness import (
     route_all,
     user,
 )
-from bbedit.evaluation.report import md_table
+from bbedit.evaluation.manifest import whitebox_fingerprint
+from bbedit.evaluation.report import cores_text, md_table
 from bbedit.types import Completion, Message
 
 log = logging.getLogger(__name__)
@@ -89,15 +89,8 @@ def blackbox(ctx: RunContext, items: Sequence[Item], edits: Sequence[Any], syste
     results: dict[str, dict[str, dict[str, float]]] = {"generation": {}, "probability": {}}
     named = {"none_served": "none", "ike": "bbedit"}
     if "postedit" in systems:
-        _, recs, _ = editing.post_edit_systems(ctx, items, ["none", "bbedit", "postedit"], memory, gate,
-                                                       routes, answers, route_ms)
-        named["postedit"] = "postedit"
-        keep = {r["item"]: r["p_keep"] for r in recs["postedit"]}
-        per: dict[str, list[float]] = defaultdict(list)
-        for i, it in enumerate(items):  # the post-editor's own teacher-forced decision
-            edits_it = i in keep and keep[i] < 0.5
-            per[it.probe.kind].append(float(edits_it if it.probe.in_scope else not edits_it))
-        results["probability"]["postedit"] = editing.summarise(per)
+        editing.post_edit_systems(ctx, items, ["none", "bbedit", "postedit"], memory, gate, routes, answers, route_ms)
+        named["postedit"] = "postedit"  # generation only: it does not change the model's probabilities
     for label, s in named.items():
         results["generation"][label] = editing.summarise(editing.score_generation(items, answers[s], answers["none"]))
     for label, s in (("none_served", "none"), ("ike", "bbedit")):
@@ -121,7 +114,8 @@ def shared_targets(ctx: RunContext, model: Any, cases: Sequence[Case], layer: in
                    ) -> tuple[list[Any], float]:
     """Target values at ``layer`` for each case's edit on the unedited model, ``batch`` edits per
     optimisation (each edit's δ only sees its own rows, so batching changes nothing but speed);
-    returns them and the amortised seconds per edit. Kept in the suite's cache, so a run resumes."""
+    returns them and the amortised seconds per edit optimised in this run (NaN when every one came from
+    the suite's cache, which keeps them so that a run resumes)."""
     import torch
     from tqdm import tqdm
 
@@ -130,10 +124,11 @@ def shared_targets(ctx: RunContext, model: Any, cases: Sequence[Case], layer: in
 
     ed = Editing(model)
     out: list[Any] = []
-    spent = 0.0
+    spent, fresh = 0.0, 0
     for b in tqdm(range(0, len(cases), batch), desc=f"targets at layer {layer}", mininterval=10):
         chunk = [c.edits[0] for c in cases[b:b + batch]]
-        key = CallCache.key(f"targets:{ed.name}:{layer}:{cfg.key()}", [], {"edits": [_fact(e) for e in chunk]})
+        key = CallCache.key(f"targets:{ed.name}:{layer}:{cfg.key()}", [], {"edits": [_fact(e) for e in chunk]},
+                            whitebox_fingerprint())
         found = ctx.cache.get(key)
         if found is None:
             t0 = time.perf_counter()
@@ -141,10 +136,10 @@ def shared_targets(ctx: RunContext, model: Any, cases: Sequence[Case], layer: in
             found = {"v": t.v.tolist(), "delta": t.delta.tolist(), "nll": t.nll, "steps": t.steps,
                      "seconds": time.perf_counter() - t0}
             ctx.cache.put(key, found)
-        spent += float(found["seconds"])
+            spent, fresh = spent + float(found["seconds"]), fresh + len(chunk)  # never a time from the cache
         v, d = torch.tensor(found["v"]), torch.tensor(found["delta"])
         out += [Targets(layer, v[i:i + 1], d[i:i + 1], [found["nll"][i]], found["steps"]) for i in range(len(chunk))]
-    return out, spent / max(len(cases), 1)
+    return out, spent / fresh if fresh else float("nan")
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
@@ -165,7 +160,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     model = local_model(ctx)
     ed = Editing(model)
     requests = [user(it.probe.text) for it in items]
-    key = CallCache.key(f"whitebox-base:{ed.name}:{max_tokens}", [], {"queries": [it.probe.text for it in items]})
+    key = CallCache.key(f"whitebox-base:{ed.name}:{max_tokens}", [], {"queries": [it.probe.text for it in items]},
+                        whitebox_fingerprint())
     found = ctx.cache.get(key)
     if found is None:
         found = {"texts": [c.text for c in model.complete_many(requests, max_tokens=max_tokens)]}
@@ -211,13 +207,13 @@ def run(ctx: RunContext) -> dict[str, Any]:
         for b in tqdm(range(0, len(cases), chunk), desc=f"{cfg.suite}: {m}", mininterval=10):
             part = cases[b:b + chunk]
             key = CallCache.key(f"whitebox:{ed.name}:{m}:{meth.config!r}:{max_tokens}", [],
-                                {"cases": [_fact(c.edits[0]) for c in part]})
+                                {"cases": [_fact(c.edits[0]) for c in part]}, whitebox_fingerprint())
             found = ctx.cache.get(key)
             if found is None:
                 found = evaluate_chunk(ctx, model, meth, part, [targets[i] for i in range(b, b + len(part))]
                                        if targets else None, items, by_case, requests, max_tokens)
                 ctx.cache.put(key, found)
-            compute_s += found["compute_s"]
+                compute_s += found["compute_s"]  # times of chunks from the cache are not this run's
             for k, v in found["prob"].items():
                 prob[k] += v
             for i, text in zip(found["rows"], found["texts"], strict=True):
@@ -226,8 +222,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
         done = [a for a in answers if a is not None]
         results["generation"][m] = editing.summarise(editing.score_generation(items, done, base))
         results["probability"][m] = editing.summarise(prob)
-        timing[m] = {"edit_s": target_s + statistics.mean(compute_s), "target_s": target_s,
-                     "compute_s": statistics.mean(compute_s)}
+        mean_s = statistics.mean(compute_s) if compute_s else float("nan")
+        timing[m] = {"edit_s": target_s + mean_s, "target_s": target_s, "compute_s": mean_s}
 
     rome_s = rome_single_edit(model, cases, opts) if "rome" in methods else []
     headline: dict[str, float | int] = {"n_cases": len(cases), "n_queries": len(items)}
@@ -318,9 +314,9 @@ def report(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) -> str:
         "greedy chat answer says the new target and not the old one; neighbours: the answer equals the unedited "
         "model's (its own side: served or local). Probability: the new target is more likely than the old one as the "
         "start of the reply; neighbours: the true answer stays more likely than the new target. The post-editor does "
-        "not change the model's probabilities: its probability figures are its own keep/edit decision. Fluency: "
+        "not change the model's probabilities, so the probability protocol does not apply to it (–). Fluency: "
         "weighted n-gram entropy of the answers.", "",
-        "## Time per edit (2 cores)", "",
+        f"## Time per edit ({cores_text(out)})", "",
         md_table(["method", "targets (s, amortised)", "update (s)", "total (s)"], trows), "",
         "Targets (v*/z*) are optimised once per edit at the last critical layer and shared by ROME, MEMIT, "
         f"AlphaEdit and AlphaEdit+BLUE, {cfg.options.get('target_batch', 16)} edits per optimisation.",
@@ -565,7 +561,8 @@ class SequentialState:
     def __init__(self, ctx: RunContext, ed: Any, name: str, meth: Any, batch: int, targets: str = "fresh") -> None:
         import hashlib
 
-        tag = hashlib.sha1(f"{ed.name}|{meth.config!r}|{batch}|{targets}".encode()).hexdigest()[:12]
+        tag = hashlib.sha1(f"{ed.name}|{meth.config!r}|{batch}|{targets}|{whitebox_fingerprint()}".encode()
+                           ).hexdigest()[:12]
         self.path = ctx.cache_dir / ctx.cfg.suite / "sequential-state" / f"{name}-{tag}.pt" if ctx.cache_dir else None
         self.ed, self.meth = ed, meth
 

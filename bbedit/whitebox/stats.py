@@ -139,7 +139,7 @@ def second_moments(editing: Any, layers: Sequence[int], corpus: Corpus = None, n
     else:
         texts = []
         source = "model samples"
-    ckey = f"{_digest(texts) if texts else 'sampled'}-{n_tokens}"
+    ckey = f"{_digest(texts) if texts else 'sampled'}-{n_tokens}-seq{seq_len}"  # chunk length changes C
     folder = cache_root() / model_key(editing) / ckey
     paths = {layer: folder / f"layer{layer}.pt" for layer in layers}
     found = {}

@@ -35,7 +35,7 @@ from bbedit.types import Edit
 log = logging.getLogger(__name__)
 
 PROMPT_FILE = "postedit/editor.txt"
-SCRIPT_VERSION = 2  # how scripts are decoded and applied; part of the eval cache key
+SCRIPT_VERSION = 2  # how scripts are decoded and applied (eval caches key on this package's source fingerprint instead)
 KEEP, EDIT = " keep", " edit"
 
 
