@@ -10,6 +10,7 @@ computes both in one forward pass by pooling twice over the token states.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -70,7 +71,7 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model, called directly for speed.
 
     ``model`` is a local directory or a model id already in the local cache
-    (nothing is downloaded: ``HF_HUB_OFFLINE`` is set while loading); the
+    (nothing is downloaded: it is loaded with ``local_files_only``); the
     default is the packaged all-MiniLM-L6-v2. Mean-pooling models are run
     through their tokenizer and transformer directly (one forward pass gives
     both the sentence and the span-excluded embedding); other pooling modes
@@ -82,11 +83,10 @@ class SentenceTransformerEmbedder:
                  max_length: int = 128, device: str = "cpu") -> None:
         self.model_ref = str(model) if model else DEFAULT_EMBEDDER
         path = default_embedder_path() if self.model_ref == DEFAULT_EMBEDDER else self.model_ref
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             from sentence_transformers import SentenceTransformer
 
-            self._st = SentenceTransformer(str(path), device=device)
+            self._st = SentenceTransformer(str(path), device=device, local_files_only=True)
         except Exception as e:
             raise ModelNotFound(f"cannot load embedder {self.model_ref!r}: {e}") from e
         self.name = self.model_ref
@@ -172,6 +172,37 @@ class SentenceTransformerEmbedder:
             both = self._st.encode(list(texts) + masked, batch_size=self.batch_size, convert_to_numpy=True)
         both = _normalise(both)
         return both[: len(texts)], both[len(texts):]
+
+
+_POOLING_MODES = ("pooling_mode_cls_token", "pooling_mode_mean_tokens", "pooling_mode_max_tokens",
+                  "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
+                  "pooling_mode_lasttoken")
+
+
+def embedder_dim(model: str | os.PathLike[str] | None = None) -> int | None:
+    """The vector size of a sentence-transformers model, read from its configuration files without
+    loading its weights (384 for the packaged default); None when the files do not say (a model id
+    in the hub cache, an unusual layout), in which case only loading the model tells. Raises nothing."""
+    ref = str(model) if model else DEFAULT_EMBEDDER
+    try:
+        root = default_embedder_path() if ref == DEFAULT_EMBEDDER else Path(ref).expanduser()
+        modules = json.loads((root / "modules.json").read_text(encoding="utf-8"))
+        dim: int | None = None
+        for m in modules:
+            kind = str(m.get("type", "")).rsplit(".", 1)[-1]
+            conf_file = root / str(m.get("path", "")) / "config.json"
+            if kind == "Pooling":
+                conf = json.loads(conf_file.read_text(encoding="utf-8"))
+                if sum(bool(conf.get(k)) for k in _POOLING_MODES) != 1:
+                    return None  # several pooled vectors concatenated: let the model say
+                dim = int(conf["word_embedding_dimension"])
+            elif kind == "Dense":
+                dim = int(json.loads(conf_file.read_text(encoding="utf-8"))["out_features"])
+            elif kind not in ("Transformer", "Normalize"):
+                return None
+        return dim
+    except (OSError, ValueError, KeyError, TypeError, ModelNotFound):
+        return None
 
 
 _CACHE: dict[str, SentenceTransformerEmbedder] = {}
