@@ -296,11 +296,11 @@ def test_adding_an_edit_loads_only_the_embedder(filled_memory: Path) -> None:
               "bbedit.backends.openai_backend", "bbedit.editors.base")
     code, out, loaded = run_cli("edits", "add", "--memory", str(filled_memory), "--subject", "Acme",
                                 "--prompt", "The CEO of Acme is", "--target-new", "Jane Doe", "--id", "acme",
-                                tops=("faiss", "openai", "sentence_transformers"), exact=others)
+                                tops=("faiss", "openai", "transformers", "sentence_transformers"), exact=others)
     assert code == 0 and out.strip() == "acme"
-    # the embedder (sentence-transformers brings transformers and peft along), and nothing else: no
-    # search index, no gate, no chat model or its client
-    assert "sentence_transformers" in loaded
+    # the embedder (the default one runs on transformers alone, without sentence-transformers), and
+    # nothing else: no search index, no gate, no chat model or its client
+    assert "transformers" in loaded and "sentence_transformers" not in loaded
     assert not [m for m in loaded if m.split(".")[0] in ("faiss", "openai") or m in others], loaded
 
 
