@@ -10,13 +10,39 @@ import json
 import sys
 from typing import Any
 
-from bbedit.cli.common import edit_line, mem_opt, open_memory
+from bbedit.cli.common import default_memory_dir, edit_line, mem_opt, open_memory
+
+
+def list_edits(args: argparse.Namespace) -> int:
+    """``edits list``: read straight from the memory's database (no search structures are built, no
+    model is loaded). Raises :class:`MemoryCorrupt` for an unreadable memory."""
+    from bbedit.errors import MemoryCorrupt
+    from bbedit.memory.store import DB_NAME, EditStore
+
+    path = args.memory or default_memory_dir()
+    if path.exists() and not path.is_dir():
+        raise MemoryCorrupt(f"{path} is a file, not a memory directory")
+    if not (path / DB_NAME).is_file():  # a new memory: create it as any other command would
+        with open_memory(args):
+            pass
+    store = EditStore(path / DB_NAME)
+    try:
+        rows = store.listing(active_only=not args.all)
+        n_active = sum(a for _, a in rows)
+    finally:
+        store.close()
+    for e, active in rows:
+        print(edit_line(e, active))
+    print(f"{n_active} active edits in {path}", file=sys.stderr)
+    return 0
 
 
 def cmd_edits(args: argparse.Namespace) -> int:
     from bbedit.memory.formats import read_edits, write_edits
     from bbedit.types import Edit
 
+    if args.edits_cmd == "list":
+        return list_edits(args)
     with open_memory(args) as memory:
         if args.edits_cmd == "add":
             e = memory.add(Edit(subject=args.subject, prompt=args.prompt, target_new=args.target_new,
@@ -25,11 +51,6 @@ def cmd_edits(args: argparse.Namespace) -> int:
             print(e.id)
             if e.supersedes:
                 print(f"(supersedes {e.supersedes})", file=sys.stderr)
-        elif args.edits_cmd == "list":
-            shown = memory.list(include_superseded=args.all)
-            for e in shown:
-                print(edit_line(e, memory.is_active(e.id)))
-            print(f"{len(memory)} active edits in {memory.path}", file=sys.stderr)
         elif args.edits_cmd == "show":
             e = memory.get(args.id)
             d = e.to_dict()
