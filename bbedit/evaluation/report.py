@@ -8,10 +8,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bbedit.config import data_root
 from bbedit.types import utc_now
 
 RESULTS_ROOT = Path(__file__).resolve().parents[2] / "eval" / "results"
-DATA_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA_ROOT = data_root()  # the benchmark data folder as configured when the evaluation code was imported
 
 
 def _commit() -> str | None:

@@ -10,6 +10,7 @@ computes both in one forward pass by pooling twice over the token states.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -67,13 +68,16 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model, called directly for speed.
+    """A sentence-transformers model folder, called directly for speed.
 
     ``model`` is a local directory or a model id already in the local cache
-    (nothing is downloaded: ``HF_HUB_OFFLINE`` is set while loading); the
+    (nothing is downloaded: it is loaded with ``local_files_only``); the
     default is the packaged all-MiniLM-L6-v2. Mean-pooling models are run
     through their tokenizer and transformer directly (one forward pass gives
-    both the sentence and the span-excluded embedding); other pooling modes
+    both the sentence and the span-excluded embedding); when the folder holds
+    nothing but the transformer, the mean pooling and a normalisation (as the
+    default does), they are loaded with transformers alone, without importing
+    sentence-transformers; other pooling modes
     fall back to ``SentenceTransformer.encode`` and a masked second pass.
     Raises :class:`ModelNotFound` when the model cannot be loaded.
     """
@@ -82,28 +86,38 @@ class SentenceTransformerEmbedder:
                  max_length: int = 128, device: str = "cpu") -> None:
         self.model_ref = str(model) if model else DEFAULT_EMBEDDER
         path = default_embedder_path() if self.model_ref == DEFAULT_EMBEDDER else self.model_ref
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        try:
-            from sentence_transformers import SentenceTransformer
-
-            self._st = SentenceTransformer(str(path), device=device)
-        except Exception as e:
-            raise ModelNotFound(f"cannot load embedder {self.model_ref!r}: {e}") from e
         self.name = self.model_ref
-        dim = self._st.get_embedding_dimension() if hasattr(self._st, "get_embedding_dimension") \
-            else self._st.get_sentence_embedding_dimension()
-        self.dim = int(dim or 0)
         self.batch_size = batch_size
         self.max_length = max_length
         self._lock = threading.Lock()
         self._tok: Any = None
         self._net: Any = None
+        self._st: Any = None
+        direct_dim = _mean_pooling_dim(Path(path))
+        try:
+            if direct_dim is not None:
+                # transformer + mean pooling (+ normalise): the tokenizer and the network are all we call, so
+                # load just those with transformers (sentence-transformers' import alone takes seconds)
+                from transformers import AutoModel, AutoTokenizer
+
+                self._tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+                self._net = AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
+                self.dim = direct_dim
+                return
+            from sentence_transformers import SentenceTransformer
+
+            self._st = SentenceTransformer(str(path), device=device, local_files_only=True)
+        except Exception as e:
+            raise ModelNotFound(f"cannot load embedder {self.model_ref!r}: {e}") from e
+        dim = self._st.get_embedding_dimension() if hasattr(self._st, "get_embedding_dimension") \
+            else self._st.get_sentence_embedding_dimension()
+        self.dim = int(dim or 0)
         try:
             pooling = self._st[1]
             mean = getattr(pooling, "pooling_mode", None) == "mean" or getattr(pooling, "pooling_mode_mean_tokens", False)
             if mean or "mean" in repr(pooling):
                 self._tok = self._st[0].tokenizer
-                self._net = self._st[0].auto_model.eval()  # type: ignore[union-attr]
+                self._net = self._st[0].auto_model.eval()
         except Exception:  # pragma: no cover - exotic model layouts
             self._tok = None
         if self._tok is None:
@@ -172,6 +186,60 @@ class SentenceTransformerEmbedder:
             both = self._st.encode(list(texts) + masked, batch_size=self.batch_size, convert_to_numpy=True)
         both = _normalise(both)
         return both[: len(texts)], both[len(texts):]
+
+
+_POOLING_MODES = ("pooling_mode_cls_token", "pooling_mode_mean_tokens", "pooling_mode_max_tokens",
+                  "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
+                  "pooling_mode_lasttoken")
+
+
+def _modules(root: Path) -> list[tuple[str, Path]]:
+    """(module kind, folder) of each module a sentence-transformers model folder lists in ``modules.json``.
+    Raises ``OSError``/``ValueError``/``TypeError`` for a folder that is not one."""
+    mods = json.loads((root / "modules.json").read_text(encoding="utf-8"))
+    return [(str(m.get("type", "")).rsplit(".", 1)[-1], root / str(m.get("path", ""))) for m in mods]
+
+
+def _mean_pooling_dim(root: Path) -> int | None:
+    """The vector size when ``root`` is a transformer followed by plain mean pooling (and possibly a
+    normalisation), the layout bbedit runs without sentence-transformers; None otherwise."""
+    try:
+        mods = _modules(root)
+        kinds = [k for k, _ in mods]
+        if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]) or mods[0][1] != root:
+            return None
+        conf = json.loads((mods[1][1] / "config.json").read_text(encoding="utf-8"))
+        if [k for k in _POOLING_MODES if conf.get(k)] != ["pooling_mode_mean_tokens"]:
+            return None
+        if conf.get("include_prompt") is False:
+            return None
+        return int(conf["word_embedding_dimension"])
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def embedder_dim(model: str | os.PathLike[str] | None = None) -> int | None:
+    """The vector size of a sentence-transformers model, read from its configuration files without
+    loading its weights (384 for the packaged default); None when the files do not say (a model id
+    in the hub cache, an unusual layout), in which case only loading the model tells. Raises nothing."""
+    ref = str(model) if model else DEFAULT_EMBEDDER
+    try:
+        root = default_embedder_path() if ref == DEFAULT_EMBEDDER else Path(ref).expanduser()
+        dim: int | None = None
+        for kind, folder in _modules(root):
+            conf_file = folder / "config.json"
+            if kind == "Pooling":
+                conf = json.loads(conf_file.read_text(encoding="utf-8"))
+                if sum(bool(conf.get(k)) for k in _POOLING_MODES) != 1:
+                    return None  # several pooled vectors concatenated: let the model say
+                dim = int(conf["word_embedding_dimension"])
+            elif kind == "Dense":
+                dim = int(json.loads(conf_file.read_text(encoding="utf-8"))["out_features"])
+            elif kind not in ("Transformer", "Normalize"):
+                return None
+        return dim
+    except (OSError, ValueError, KeyError, TypeError, ModelNotFound):
+        return None
 
 
 _CACHE: dict[str, SentenceTransformerEmbedder] = {}

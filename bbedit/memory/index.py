@@ -127,12 +127,12 @@ class VectorIndex:
     def save_structure(self, path: str) -> bool:
         """Write the built HNSW graph to ``path`` (atomically) so a later process can skip
         rebuilding it; returns False (and writes nothing) when there is nothing worth caching."""
+        if self._faiss is None or self._faiss_kind != "hnsw" or self._dead:
+            return False
         import os
 
         import faiss
 
-        if self._faiss is None or self._faiss_kind != "hnsw" or self._dead:
-            return False
         tmp = path + ".tmp"
         faiss.write_index(self._faiss, tmp)
         os.replace(tmp, path)
@@ -141,10 +141,10 @@ class VectorIndex:
     def load_structure(self, path: str) -> bool:
         """Use a graph written by :meth:`save_structure` for the vectors added so far, in the
         same order. Returns False (keeping the lazy rebuild) when it does not fit."""
-        import faiss
-
         if self.active_kind != "hnsw" or self._dead:
             return False
+        import faiss
+
         index: Any
         try:
             index = faiss.read_index(path)

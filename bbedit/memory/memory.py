@@ -3,65 +3,32 @@
 from __future__ import annotations
 
 import builtins
-import json
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bbedit.errors import ConfigError, DuplicateEdit, EditNotFound, InvalidEdit, MemoryCorrupt
-from bbedit.memory.embedder import DEFAULT_EMBEDDER, Embedder, load_embedder
+from bbedit.memory.embedder import DEFAULT_EMBEDDER, Embedder, embedder_dim, load_embedder
+from bbedit.memory.files import load_index_cache, replace_dir, save_index_cache
 from bbedit.memory.index import VectorIndex
+from bbedit.memory.relation import relation_similarity
+from bbedit.memory.retrieval import Retrieval, subject_span
 from bbedit.memory.store import DB_NAME, EditStore
-from bbedit.memory.subjects import SubjectIndex, SubjectMatch, name_key, tokens
+from bbedit.memory.subjects import SubjectIndex, name_key
 from bbedit.types import Edit, Hit
 
 log = logging.getLogger(__name__)
 
-INDEX_FILE = "index.hnsw"
-INDEX_META = "index.json"
+__all__ = ["EditLike", "EditList", "EditMemory", "Retrieval", "subject_span"]
 
 EditLike = Edit | Mapping[str, Any]
 EditList = list[Edit]  # EditMemory.list shadows the builtin inside the class body
-
-
-def subject_span(text: str, names: Sequence[str]) -> tuple[int, int] | None:
-    """Character span of the first of ``names`` found in ``text`` (token-wise, case-insensitive)."""
-    toks = tokens(text)
-    keys = [tuple(t for t, _, _ in tokens(n)) for n in names]
-    for key in keys:
-        if not key:
-            continue
-        for i in range(len(toks) - len(key) + 1):
-            if tuple(t for t, _, _ in toks[i:i + len(key)]) == key:
-                return toks[i][1], toks[i + len(key) - 1][2]
-    return None
-
-
-@dataclass(frozen=True)
-class Retrieval:
-    """Everything the memory knows about one query, computed with one embedding call.
-
-    ``hits`` are the nearest edits by meaning; ``matches`` the subject names the
-    query contains; ``context`` maps each matched span to the embedding of the
-    query without it (what is said *about* the subject); ``seconds`` the time taken.
-    """
-
-    query: str
-    vector: np.ndarray
-    hits: list[Hit]
-    matches: list[SubjectMatch]
-    context: dict[tuple[int, int], np.ndarray]
-    seconds: float = 0.0
-    edits_by_row: dict[int, Edit] = field(default_factory=dict)
 
 
 def _as_edit(e: EditLike) -> Edit:
@@ -83,7 +50,7 @@ class EditMemory:
     same subject means the same name, same relation means identical prompts or a
     ``relation_similarity`` of the two subject-free prompt embeddings of at least
     ``supersede_threshold`` (default: the scope gate's learned relation similarity,
-    :func:`bbedit.scope.features.relation_similarity`). Thread-safe.
+    :func:`bbedit.memory.relation.relation_similarity`). Thread-safe.
 
     Raises :class:`MemoryCorrupt` when ``path`` holds an unreadable memory.
     """
@@ -105,7 +72,7 @@ class EditMemory:
         self._store = EditStore(self.path / DB_NAME if self.path else None)
         stored_dim = self._store.get_meta("dim")
         same_embedder = self._store.get_meta("embedder") in (None, self.embedder_name)
-        dim = int(stored_dim) if stored_dim and same_embedder else self.embedder.dim
+        dim = int(stored_dim) if stored_dim and same_embedder else self._known_dim()
         self._store.dim = dim
         self._lock: threading.RLock = threading.RLock()
         self._index_kind, self._hnsw_threshold = index_kind, hnsw_threshold
@@ -194,33 +161,17 @@ class EditMemory:
                         raise MemoryCorrupt(f"edit {r.edit.id!r}: a search for its own vector does not find it")
         return len(stored)
 
-    # The HNSW graph is a cache next to the database, valid only for the store version it was
-    # written at; anything else (a crash, another writer) just means it is rebuilt.
-    def _index_cache(self) -> tuple[Path, Path] | None:
-        return None if self.path is None else (self.path / INDEX_FILE, self.path / INDEX_META)
-
+    # The HNSW graph is a cache next to the database (bbedit.memory.files), valid only for the store
+    # version it was written at; anything else (a crash, another writer) just means it is rebuilt.
     def _load_index_cache(self) -> None:
-        files = self._index_cache()
-        if files is None or not files[1].exists():
-            return
-        try:
-            meta = json.loads(files[1].read_text())
-        except (OSError, ValueError):
-            return
-        fresh = meta.get("version") == self._store.get_meta("version") and meta.get("embedder") == self.embedder_name
-        if fresh and self._index.load_structure(str(files[0])):
+        if self.path is not None and load_index_cache(self.path, self._index, self._store.version(),
+                                                      self.embedder_name):
             log.debug("reused the cached %s index", self._index.active_kind)
 
     def _save_index_cache(self) -> None:
-        files = self._index_cache()
-        if files is None:
-            return
-        with self._lock:
-            if self._index.save_structure(str(files[0])):
-                meta = {"version": self._store.get_meta("version"), "embedder": self.embedder_name, "n": len(self)}
-                tmp = files[1].with_suffix(".tmp")
-                tmp.write_text(json.dumps(meta))
-                os.replace(tmp, files[1])
+        if self.path is not None:
+            with self._lock:
+                save_index_cache(self.path, self._index, self._store.version(), self.embedder_name, len(self))
 
     def _reembed_all(self) -> None:
         edits = self._store.edits()
@@ -249,6 +200,13 @@ class EditMemory:
                 log.debug("edit %s: subject %r not found in its prompt %r", e.id, e.subject, e.prompt)
             spans.append(span)
         return self.embedder.embed_spans([e.prompt for e in edits], spans)
+
+    def _known_dim(self) -> int:
+        """The embedder's vector size: from the embedder object, from the model's configuration files,
+        or (only when neither says) by loading the embedder."""
+        if self._embedder is not None:
+            return int(self._embedder.dim)
+        return embedder_dim(self._embedder_spec) or self.embedder.dim
 
     @property
     def embedder(self) -> Embedder:
@@ -450,8 +408,6 @@ class EditMemory:
         cands = [(self._edits[r], self._ctx[r]) for r in self._subjects.rows_with_name(edit.subject)]
         cands += same_subject_pending
         if cands and self._relation_similarity is None:
-            from bbedit.scope.features import relation_similarity
-
             self._relation_similarity = relation_similarity
         for old, old_ctx in cands:
             if old.id == edit.id:
@@ -522,27 +478,8 @@ class EditMemory:
         dest = Path(path)
         if self.path is not None and dest.resolve() == self.path.resolve():
             raise ConfigError("this memory already lives in that directory; every write is saved as it happens")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-        try:
-            self._store.backup_to(tmp / DB_NAME)
-            for extra in ("gate.json",):
-                if self.path is not None and (self.path / extra).exists():
-                    shutil.copy2(self.path / extra, tmp / extra)
-            _fsync_dir(tmp)
-            if dest.exists():
-                old = dest.with_name(f".{dest.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                dest.rename(old)
-                tmp.rename(dest)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(dest)
-            _fsync_dir(dest.parent)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return dest
+        extras = [self.path / f for f in ("gate.json",)] if self.path is not None else []
+        return replace_dir(dest, lambda tmp: self._store.backup_to(tmp / DB_NAME), extras)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **kwargs: Any) -> EditMemory:
@@ -569,16 +506,3 @@ class EditMemory:
 
     def __repr__(self) -> str:
         return f"EditMemory({str(self.path) if self.path else 'in-process'!r}, {len(self)} edits)"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -119,6 +119,14 @@ class EditStore:
             fetched = self.conn.execute("SELECT row, id, data FROM edits ORDER BY row").fetchall()
         return [self._decode_edit(*r) for r in fetched]
 
+    def listing(self, active_only: bool = True) -> list[tuple[Edit, bool]]:
+        """(edit, active) in insertion order, without reading the embeddings (what ``bbedit edits list``
+        shows). Raises :class:`MemoryCorrupt` for an unreadable row."""
+        q = "SELECT row, id, data, active FROM edits" + (" WHERE active=1" if active_only else "") + " ORDER BY row"
+        with self.lock:
+            fetched = self.conn.execute(q).fetchall()
+        return [(self._decode_edit(r, i, d), bool(a)) for r, i, d, a in fetched]
+
     def rows(self, active_only: bool = False) -> Iterator[Row]:
         """All rows in insertion order."""
         q = f"SELECT {self._COLS} FROM edits" + (" WHERE active=1" if active_only else "") + " ORDER BY row"

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from bbedit.memory.memory import EditMemory, Retrieval
+from bbedit.memory.relation import project_cos, relation_similarity
 from bbedit.memory.subjects import SubjectMatch, name_key, tokens
 from bbedit.types import Edit
+
+__all__ = ["FEATURES", "LEARNED", "Candidate", "candidates", "project_cos", "relation_similarity"]
 
 FEATURES = (
     "subject_named",      # a subject name or alias occurs in the query
@@ -44,22 +47,6 @@ class Candidate:
     features: np.ndarray
     query_context: np.ndarray
     edit_context: np.ndarray
-
-
-def project_cos(proj: np.ndarray | None, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine of ``a`` and ``b`` after the relation projection (plain cosine without one)."""
-    if proj is not None:
-        a, b = a @ proj, b @ proj
-    num = (a * b).sum(-1)
-    return num / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-9)
-
-
-def relation_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """How alike two subject-free prompt embeddings are in relation, under the built-in
-    gate model's learned projection (about 0.9 or more for the same relation)."""
-    from bbedit.scope.gate import builtin_scorer
-
-    return float(project_cos(builtin_scorer().relation_proj, a, b))
 
 
 def candidates(memory: EditMemory, r: Retrieval, relation_proj: np.ndarray | None = None) -> list[Candidate]:

@@ -41,10 +41,10 @@ def cache_root() -> Path:
 
 
 def default_corpus() -> Path | None:
-    from bbedit.evaluation.report import DATA_ROOT
+    """BoolQ's passages in the benchmark data folder (:func:`bbedit.config.data_root`), if present."""
+    from bbedit.config import data_root
 
-    root = Path(os.environ.get("BBEDIT_DATA") or DATA_ROOT)
-    p = root / "general" / "boolq-dev.jsonl"
+    p = data_root() / "general" / "boolq-dev.jsonl"
     return p if p.is_file() else None
 
 

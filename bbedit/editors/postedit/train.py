@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Sequence
@@ -44,7 +43,7 @@ class TrainConfig:
     """Settings of one training run (all recorded in ``training.json``)."""
 
     out: str = ""
-    data_root: str = ""
+    data_root: str = ""  # the benchmark data folder; empty: bbedit.config.data_root()
     model: str | None = None
     n_counterfact: int = 450
     n_zsre: int = 300
@@ -93,9 +92,9 @@ def _served_asker(cache_path: Path) -> tuple[Any, Any]:
     cached), and the context stack that owns the server."""
     import contextlib
 
+    from bbedit.backends.cache import CachedModel, CallCache, pmap
     from bbedit.backends.embedded import EmbeddedServer
     from bbedit.backends.openai_backend import OpenAIBackend
-    from bbedit.evaluation.calls import CachedModel, CallCache, pmap
 
     stack = contextlib.ExitStack()
     state: dict[str, Any] = {}
@@ -208,19 +207,19 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     from tqdm import tqdm
 
     from bbedit.backends.transformers_backend import TransformersBackend, _cache_root
-    from bbedit.evaluation.report import DATA_ROOT
+    from bbedit.config import data_root
 
     cfg.check()
     t_start = time.perf_counter()
-    data_root = Path(cfg.data_root or os.environ.get("BBEDIT_DATA") or DATA_ROOT).expanduser()
+    data = data_root(cfg.data_root or None)
     out = Path(cfg.out).expanduser() if cfg.out else default_out()
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
 
-    eval_text = "\n".join(sorted(eval_subject_filter(data_root))) if cfg.exclude_eval_subjects else ""
-    facts_all = read_facts(data_root)
+    eval_text = "\n".join(sorted(eval_subject_filter(data))) if cfg.exclude_eval_subjects else ""
+    facts_all = read_facts(data)
     facts = [f for f in facts_all if f.edit.subject.lower() not in eval_text] if eval_text else facts_all
     log.info("%d training records (%d left out: their subject is in the evaluation sets)",
              len(facts), len(facts_all) - len(facts))

@@ -1,0 +1,165 @@
+"""``bbedit ask``, ``bbedit chat`` and ``bbedit demo``: questions through the edit memory.
+
+``ask`` and ``chat`` either load the memory, gate, editor and backend in this process, or, given
+``--server URL`` (or ``$BBEDIT_SERVER``), send the conversation to a running ``bbedit serve``, which
+has them loaded already.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from bbedit.cli.common import edit_line, edited_model, gen_opts, mem_opt, model_opts, open_memory, table
+from bbedit.cli.remote import SERVER_ENV, ProxyClient
+
+# options that configure a local pipeline, which a running server has configured already
+LOCAL_ONLY = ("memory", "base_url", "gate_threshold", "ike_mode")
+
+Ask = Callable[[list[dict[str, str]]], tuple[str, str | None, dict[str, Any]]]
+
+
+def _server(args: argparse.Namespace) -> str | None:
+    """The server to use: ``--server``, else ``$BBEDIT_SERVER`` unless local options were given.
+    Raises :class:`ConfigError` when ``--server`` is combined with options of a local pipeline."""
+    from bbedit.errors import ConfigError
+
+    local = [f"--{o.replace('_', '-')}" for o in LOCAL_ONLY if getattr(args, o, None) is not None]
+    if args.server:
+        if local:
+            raise ConfigError(f"--server sends the question to a running `bbedit serve`, which has its own memory, "
+                              f"upstream and gate: drop {', '.join(local)}")
+        return str(args.server)
+    env = os.environ.get(SERVER_ENV)
+    return env if env and not local else None
+
+
+@contextlib.contextmanager
+def _asker(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """A function answering a conversation with (text, edit id or None, details), local or remote."""
+    url = _server(args)
+    with contextlib.ExitStack() as stack:
+        if url is not None:
+            client = stack.enter_context(ProxyClient(url, api_key=args.api_key, model=args.model,
+                                                     timeout=args.timeout))
+
+            def remote(messages: list[dict[str, str]]) -> tuple[str, str | None, dict[str, Any]]:
+                a = client.chat(list(messages), **gen_opts(args))  # type: ignore[arg-type]
+                return a.text, a.edit_id, {"score": a.score, "editor": a.editor, "original": None,
+                                           "timings": {"total_s": a.seconds}, "server": client.url}
+
+            yield remote
+            return
+        memory = stack.enter_context(open_memory(args))
+        model = edited_model(args, memory, stack)
+
+        def local(messages: list[dict[str, str]]) -> tuple[str, str | None, dict[str, Any]]:
+            ans = model.chat(messages, **gen_opts(args))
+            return ans.text, ans.edit.id if ans.edit else None, {
+                "score": ans.score, "original": ans.original_text, "timings": dict(ans.timings)}
+
+        yield local
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    with _asker(args) as ask:
+        text, edit, info = ask([{"role": "user", "content": args.question}])
+    if args.json:
+        print(json.dumps({"text": text, "edit": edit, **info}))
+    else:
+        print(text)
+        if edit is not None:
+            score = info.get("score")
+            how = f" (gate score {score:.2f})" if score is not None else ""
+            print(f"\n[edited by {edit}{how}]", file=sys.stderr)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    with _asker(args) as ask:
+        history: list[dict[str, str]] = []
+        print("bbedit chat: type a message, /reset to forget the conversation, /quit or Ctrl-D to leave.",
+              file=sys.stderr)
+        while True:
+            try:
+                line = input("you> ").strip()
+            except (EOFError, KeyboardInterrupt):
+                print(file=sys.stderr)
+                break
+            if not line:
+                continue
+            if line in ("/quit", "/exit"):
+                break
+            if line == "/reset":
+                history.clear()
+                continue
+            history.append({"role": "user", "content": line})
+            text, edit, _ = ask(history)
+            history.append({"role": "assistant", "content": text})
+            tag = f"  [edit {edit}]" if edit is not None else ""
+            print(f"bot> {text}{tag}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bbedit.backends.factory import make_backend
+    from bbedit.memory.formats import read_edits
+    from bbedit.memory.memory import EditMemory
+    from bbedit.pipeline import EditedModel
+    from bbedit.prompts import data_dir
+
+    edits = read_edits(data_dir("memory") / "demo.jsonl")
+    questions = [json.loads(x) for x in (data_dir("memory") / "demo_questions.jsonl").read_text().splitlines()
+                 if x.strip() and not x.startswith("#")]
+    with contextlib.ExitStack() as stack:
+        backend = make_backend(args.base_url, args.model, args.api_key, timeout=args.timeout, stack=stack)
+        memory = stack.enter_context(EditMemory(None))
+        memory.add_many(edits)
+        model = EditedModel(backend, memory, editor=args.editor)
+        opts = gen_opts(args)
+        print(f"bbedit demo: {len(edits)} edits from memory/demo.jsonl, model {backend.name}\n")
+        for e in edits:
+            print("  " + edit_line(e))
+        rows = []
+        for q in questions:
+            before = backend.generate([{"role": "user", "content": q["question"]}], **opts)
+            ans = model.ask(q["question"], **opts)
+            rows.append((q["question"], before, ans.text, ans.edit.id if ans.edit else "-", q.get("edit") or "-"))
+        print()
+        table(["question", "before editing", "after editing", "edit applied", "expected"], rows)
+        right = sum(r[3] == r[4] for r in rows)
+        print(f"\nscope gate: {right}/{len(rows)} questions routed as expected "
+              f"(an edit only where the question is about it; other questions pass through untouched)")
+    return 0
+
+
+def server_opt(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--server", default=None,
+                    help=f"URL of a running `bbedit serve` to send the conversation to, instead of loading the "
+                         f"memory, gate and model here (default: ${SERVER_ENV} when no local option is given)")
+
+
+def register(sub: Any) -> None:
+    """Add demo, ask and chat to the parser's subcommands."""
+    sp = sub.add_parser("demo", help="edit the embedded model with memory/demo.jsonl; show answers before/after")
+    model_opts(sp)
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("ask", help="ask one question through the edit memory")
+    sp.add_argument("question")
+    sp.add_argument("--json", action="store_true", help="print the answer as JSON")
+    model_opts(sp)
+    mem_opt(sp)
+    server_opt(sp)
+    sp.set_defaults(func=cmd_ask)
+
+    sp = sub.add_parser("chat", help="interactive multi-turn chat through the edit memory")
+    model_opts(sp)
+    mem_opt(sp)
+    server_opt(sp)
+    sp.set_defaults(func=cmd_chat)
