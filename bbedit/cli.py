@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bbedit.whitebox.registry import method_names
+
 log = logging.getLogger("bbedit")
 
 EXIT_ERROR = 1
@@ -525,8 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("--max-tokens", type=int, default=32)
 
     a = wsub.add_parser("apply", help="apply the memory's active edits to the local model's weights")
-    a.add_argument("--method", required=True, choices=["ft", "rome", "memit", "alphaedit", "memit_blue",
-                                                       "alphaedit_blue"])
+    a.add_argument("--method", required=True, choices=method_names())
     a.add_argument("--ids", nargs="*", default=None, help="only these edit ids (default: every active edit)")
     a.add_argument("--batch", type=int, default=None, help="edits per update (default: 100 for MEMIT/AlphaEdit, else 1)")
     a.add_argument("--corpus", default=None, help="text for the key statistics: .txt, .json/.jsonl or a folder "
