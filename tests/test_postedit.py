@@ -277,7 +277,7 @@ def test_postedit_suite_reports_the_postedit_keys(tmp_path: Path, llama_server: 
 def test_postedit_table_and_headline() -> None:
     from bbedit.evaluation import postediting as P
     from bbedit.evaluation.cases import Case, Probe
-    from bbedit.evaluation.editing import Item
+    from bbedit.evaluation.tasks.editing import Item
     from bbedit.types import Completion
 
     lang = Edit(subject="D", prompt="The mother tongue of D is", target_new="English", target_old="French", id="p0")
@@ -314,6 +314,6 @@ def test_a_post_editor_routes_at_its_own_lower_threshold() -> None:
     gate = FixedGate(None, threshold=0.65)  # type: ignore[arg-type]
     assert gate.decide("q").edit is None and gate.decide("q", None, 0.9).edit is None  # never above the gate's
     assert gate.decide("q", None, 0.3).edit == CEO and gate.decide("q", None, 0.5).edit is None
-    assert PostEditConfig().gate_threshold == 0.3 and not hasattr(ReplaceEditor(), "gate_threshold")
+    assert PostEditConfig().gate_threshold == 0.3 and ReplaceEditor().gate_threshold is None  # declared: the gate's own
     with pytest.raises(ConfigError, match="gate_threshold"):
         PostEditConfig(gate_threshold=2.0)
