@@ -48,6 +48,10 @@ def test_committed_suites_are_valid() -> None:
     names = {SuiteConfig.load(p).suite for p in suites}
     assert {"counterfact", "zsre", "postedit-counterfact", "postedit-zsre", "mquake-hard", "sequential",
             "general"} <= names
+    assert (folder / "_embedded.yaml").is_file() and all(not p.name.startswith("_") for p in suites)
+    cf = SuiteConfig.load(folder / "counterfact.yaml")
+    assert cf.backend == {"kind": "embedded", "n_threads": 2, "n_parallel": 4} and cf.workers == 4
+    assert SuiteConfig.load(folder / "general.yaml").generation == {"max_tokens": 32}  # its own key wins
 
 
 def test_include_merges_the_included_file_under_the_suite(tmp_path: Path) -> None:
