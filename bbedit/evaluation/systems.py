@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -37,9 +37,6 @@ from bbedit.scope.gate import ScopeGate
 from bbedit.types import Answer, Completion, Edit, Message
 
 log = logging.getLogger(__name__)
-
-ROUTED_SYSTEMS = ("bbedit", "always", "postedit", "replace")
-
 
 def user(text: str) -> list[Message]:
     """``text`` as the only user message."""
@@ -221,7 +218,9 @@ class Systems:
 
     ``router`` routes through ``gate`` (bbedit, the post-editors); ``always`` through a
     :class:`~bbedit.scope.gate.SimilarityGate` with threshold -1 (the top hit is applied to every query)
-    with the same ``k``. Raises :class:`ConfigError` when ``gate`` belongs to another memory.
+    with the same ``k``. ``gate`` defaults to the memory's saved (or built-in) one. The memory is the
+    run's own, in this process, so the routers do not check it for other processes' writes. Raises
+    :class:`ConfigError` when ``gate`` belongs to another memory.
     """
 
     def __init__(self, memory: EditMemory, gate: ScopeGate | None = None) -> None:
@@ -286,7 +285,5 @@ def ask(model: EditedModel, backend: CachedBackend, queries: Sequence[str], rout
     return completions(model, backend, queries, routes, got, **opts)
 
 
-MakeModel = Callable[[int], EditedModel]
-
-__all__ = ["ROUTED_SYSTEMS", "CachedAnswerEditor", "CachedBackend", "RecordedBackend", "ScoringOnlyBackend",
+__all__ = ["CachedAnswerEditor", "CachedBackend", "RecordedBackend", "ScoringOnlyBackend",
            "Systems", "answer_tokens", "ask", "chat_all", "completions", "route", "user"]
