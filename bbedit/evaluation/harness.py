@@ -1,7 +1,8 @@
 """The shared machinery of benchmark suites: a suite's config, the systems under test, routing,
 and answering probes under the two protocols.
 
-Systems (what a user could deploy in front of the same model):
+Systems (what a user could deploy in front of the same model; each is a Router and an
+:class:`~bbedit.pipeline.EditedModel`, built in :mod:`bbedit.evaluation.systems`):
 
 - ``none``: the unedited model; every query goes through as asked.
 - ``bbedit``: edit memory + scope gate + editor (IKE); out-of-scope queries go through untouched.

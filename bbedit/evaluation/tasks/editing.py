@@ -2,7 +2,8 @@
 
 Used by the counterfact, zsre, postedit-* and knowedit/qaedit suites. Every edit of
 the dataset file is in memory (``memory: file``), so the gate must also find the
-right edit among thousands.
+right edit among thousands. Every system answers through its
+:class:`~bbedit.pipeline.EditedModel` (:mod:`bbedit.evaluation.systems`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bbedit.evaluation.harness import (
 )
 from bbedit.evaluation.systems import Systems, chat_all, completions, route, user
 from bbedit.evaluation.tasks import FunctionTask
+from bbedit.evaluation.tasks.editing_report import editing_report
 from bbedit.routing import Route
 from bbedit.types import Completion, Edit, Message
 
@@ -393,10 +395,4 @@ def augment(ctx: RunContext, out: dict[str, Any]) -> None:
     _augment(ctx, out, data, edits)
 
 
-def _report(cfg: Any, out: Any, folder: Any) -> str:
-    from bbedit.evaluation.tasks.editing_report import editing_report
-
-    return editing_report(cfg, out, folder)
-
-
-TASK = FunctionTask("editing", run, _report, augment)
+TASK = FunctionTask("editing", run, editing_report, augment)
