@@ -225,7 +225,8 @@ def test_overlap_counts_on_small_files(tmp_path: Path) -> None:
 
 def test_rejudge_recomputes_an_editing_run_from_its_records(tmp_path: Path) -> None:
     from bbedit.errors import ConfigError
-    from bbedit.evaluation import editing, rejudge
+    from bbedit.evaluation import rejudge
+    from bbedit.evaluation.tasks import editing
     from bbedit.evaluation.harness import RunContext, SuiteConfig
     from tests.test_eval_cases import CF_FLAT, write
 

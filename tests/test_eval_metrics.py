@@ -122,16 +122,17 @@ def test_every_metric_declares_direction_and_aggregation() -> None:
 
 def test_gate_counts_by_hand() -> None:
     from bbedit.evaluation.cases import Case, Probe
-    from bbedit.evaluation.editing import Item, gate_counts
-    from bbedit.evaluation.harness import Route
-    from bbedit.types import Edit
+    from bbedit.evaluation.tasks.editing import Item, gate_counts
+    from bbedit.routing import Route
+    from bbedit.types import Edit, GateDecision
 
     a = Edit(subject="A", prompt="A is in", target_new="X", id="a")
     b = Edit(subject="B", prompt="B is in", target_new="Y", id="b")
     case = Case("a", (a,), ())
     items = [Item(case, Probe("A is in", "reliability")), Item(case, Probe("A lies in", "generalization")),
              Item(case, Probe("Where is A?", "generalization")), Item(case, Probe("C is in", "locality"))]
-    routes = [Route(a), Route(b), Route(None), Route(b)]  # 1 right, 1 wrong edit, 1 missed, 1 false alarm
+    routes = [Route(it.probe.text, GateDecision(e, 1.0 if e else 0.0, ())) for it, e in zip(items, [a, b, None, b], strict=True)]
+    # 1 right, 1 wrong edit, 1 missed, 1 false alarm
     g = gate_counts(items, routes)
     assert g["gate_precision"] == pytest.approx(1 / 3) and g["gate_recall"] == pytest.approx(1 / 3)
     assert g["gate_f1"] == pytest.approx(1 / 3) and g["gate_routed_out_of_scope"] == 1.0
@@ -139,7 +140,7 @@ def test_gate_counts_by_hand() -> None:
 
 def test_semantic_retention_masks_targets(embedder) -> None:  # type: ignore[no-untyped-def]
     from bbedit.evaluation.cases import Case, Probe
-    from bbedit.evaluation.editing import Item, semantic_retention
+    from bbedit.evaluation.tasks.editing import Item, semantic_retention
     from bbedit.types import Completion, Edit
 
     e = Edit(subject="Danielle Darrieux", prompt="The mother tongue of Danielle Darrieux is", target_new="English",

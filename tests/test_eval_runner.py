@@ -10,7 +10,7 @@ import pytest
 
 from bbedit.errors import ConfigError
 from bbedit.evaluation.calls import CallCache
-from bbedit.evaluation.harness import SuiteConfig
+from bbedit.evaluation.harness import SuiteConfig, list_suites
 from tests.test_eval_cases import CF_FLAT, MQUAKE, write
 
 
@@ -43,10 +43,79 @@ def test_config_validation(tmp_path: Path) -> None:
 
 
 def test_committed_suites_are_valid() -> None:
-    suites = sorted((Path(__file__).resolve().parents[1] / "eval").glob("*.yaml"))
+    folder = Path(__file__).resolve().parents[1] / "eval"
+    suites = list_suites(folder)
     names = {SuiteConfig.load(p).suite for p in suites}
     assert {"counterfact", "zsre", "postedit-counterfact", "postedit-zsre", "mquake-hard", "sequential",
             "general"} <= names
+    assert (folder / "_embedded.yaml").is_file() and all(not p.name.startswith("_") for p in suites)
+    cf = SuiteConfig.load(folder / "counterfact.yaml")
+    assert cf.backend == {"kind": "embedded", "n_threads": 2, "n_parallel": 4} and cf.workers == 4
+    assert SuiteConfig.load(folder / "general.yaml").generation == {"max_tokens": 32}  # its own key wins
+
+
+def test_include_merges_the_included_file_under_the_suite(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "_base.yaml").write_text(
+        "backend: {kind: openai, base_url: 'http://x', timeout: 5}\ngeneration: {max_tokens: 8, stop: [END]}\n"
+        "workers: 2\nsystems: [none, bbedit, always]\n")
+    (tmp_path / "shared" / "_more.yaml").write_text("include: _base.yaml\nworkers: 3\noptions: {a: 1}\n")
+    p = tmp_path / "suites" / "s.yaml"
+    p.parent.mkdir()
+    p.write_text("include: ../shared/_more.yaml\ndataset: {path: x.json}\nbackend: {timeout: 60}\n"
+                 "generation: {max_tokens: 16}\nsystems: [none]\n")
+    cfg = SuiteConfig.load(p)
+    assert cfg.suite == "s"  # the including file's name
+    assert cfg.backend == {"kind": "openai", "base_url": "http://x", "timeout": 60}  # mappings merge key by key
+    assert cfg.generation == {"max_tokens": 16, "stop": ["END"]}
+    assert cfg.systems == ["none"] and cfg.workers == 3 and cfg.options == {"a": 1}  # lists are replaced
+    p.write_text("include: [../shared/_base.yaml, ../shared/_more.yaml]\ndataset: {path: x.json}\n")
+    assert SuiteConfig.load(p).workers == 3  # a list is read in order, later files winning
+    assert list_suites(tmp_path / "shared") == []  # shared parts are not suites
+
+
+def test_include_errors(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("include: b.yaml\ndataset: {path: x}\n")
+    (tmp_path / "b.yaml").write_text("include: [a.yaml]\n")
+    with pytest.raises(ConfigError, match="include cycle"):
+        SuiteConfig.load(tmp_path / "a.yaml")
+    (tmp_path / "self.yaml").write_text("include: self.yaml\n")
+    with pytest.raises(ConfigError, match="include cycle"):
+        SuiteConfig.load(tmp_path / "self.yaml")
+    (tmp_path / "_typo.yaml").write_text("wrokers: 2\n")
+    (tmp_path / "c.yaml").write_text("include: _typo.yaml\ndataset: {path: x}\n")
+    with pytest.raises(ConfigError, match="unknown key"):  # an included file's keys are checked too
+        SuiteConfig.load(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("include: missing.yaml\ndataset: {path: x}\n")
+    with pytest.raises(ConfigError, match="cannot read suite"):
+        SuiteConfig.load(tmp_path / "d.yaml")
+    (tmp_path / "e.yaml").write_text("include: {path: b.yaml}\ndataset: {path: x}\n")
+    with pytest.raises(ConfigError, match="include must be"):
+        SuiteConfig.load(tmp_path / "e.yaml")
+
+
+def test_task_registry() -> None:
+    from bbedit.evaluation.tasks import TASKS, Task, get_task, task_names
+
+    assert task_names() == list(TASKS) and {"editing", "whitebox", "whitebox_sequential"} <= set(TASKS)
+    for name in task_names():
+        task = get_task(name)
+        assert isinstance(task, Task) and task.name == name
+    with pytest.raises(ConfigError, match="unknown task"):
+        get_task("vibes")
+    with pytest.raises(ConfigError, match="unknown task"):
+        SuiteConfig.from_dict({"suite": "s", "dataset": {"path": "x"}, "task": "vibes"})
+
+
+def test_listing_tasks_and_methods_imports_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom bbedit.evaluation.harness import SuiteConfig\nfrom bbedit.whitebox.registry import "
+            "method_names\nassert method_names()\nSuiteConfig.from_dict({'suite': 's', 'dataset': {'path': 'x'}})\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'faiss') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_call_cache_survives_reopening(tmp_path: Path) -> None:

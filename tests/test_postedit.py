@@ -277,7 +277,7 @@ def test_postedit_suite_reports_the_postedit_keys(tmp_path: Path, llama_server: 
 def test_postedit_table_and_headline() -> None:
     from bbedit.evaluation import postediting as P
     from bbedit.evaluation.cases import Case, Probe
-    from bbedit.evaluation.editing import Item
+    from bbedit.evaluation.tasks.editing import Item
     from bbedit.types import Completion
 
     lang = Edit(subject="D", prompt="The mother tongue of D is", target_new="English", target_old="French", id="p0")

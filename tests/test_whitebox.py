@@ -48,6 +48,28 @@ def test_method_names_and_options_are_checked() -> None:
         make_method("rome", layers=[1, 2])
 
 
+def test_methods_are_registered_once_with_what_callers_need() -> None:
+    from bbedit.evaluation.tasks.whitebox_sequential import default_batches
+    from bbedit.evaluation.tasks.whitebox_shared import default_methods, label
+    from bbedit.whitebox import FT, ROME
+    from bbedit.whitebox.registry import make_method, method_names, method_spec, register_method
+
+    assert method_names() == ["ft", "rome", "memit", "alphaedit", "alphaedit_blue", "memit_blue"]
+    assert default_methods() == ["ft", "rome", "memit", "alphaedit", "alphaedit_blue"]  # memit_blue is opt-in
+    assert default_batches() == {"ft": 1, "rome": 1, "memit": 100, "alphaedit": 100, "alphaedit_blue": 100,
+                                 "memit_blue": 100}
+    assert label("alphaedit_blue") == "AlphaEdit + BLUE" and label("ike").startswith("bbedit") and label("x") == "x"
+    assert method_spec("memit_blue").preset == {"blue": True} and make_method("memit_blue").config.blue
+    # capabilities are declared by the method classes, not inferred from their names
+    assert not FT.uses_key_statistics and ROME.uses_key_statistics and ROME.single_edit_timing
+    assert not any(method_spec(m).load().single_edit_timing for m in method_names() if m != "rome")
+    with pytest.raises(ConfigError, match="already registered"):
+        register_method("rome", "bbedit.whitebox.rome:ROME", label="again")
+    with pytest.raises(ConfigError, match="batch"):
+        register_method("rome2", "bbedit.whitebox.rome:ROME", label="ROME", batch=0)
+    assert "rome2" not in method_names()
+
+
 def test_corpus_files(tmp_path: Path) -> None:
     from bbedit.whitebox.stats import read_corpus
 

@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from bbedit.cli.common import default_memory_dir, mem_opt, open_memory
+from bbedit.whitebox.registry import method_names
 
 log = logging.getLogger("bbedit")
 
@@ -184,8 +185,7 @@ def register(sub: Any) -> None:
         a.add_argument("--max-tokens", type=int, default=32)
 
     a = wsub.add_parser("apply", help="apply the memory's active edits to the local model's weights")
-    a.add_argument("--method", required=True, choices=["ft", "rome", "memit", "alphaedit", "memit_blue",
-                                                       "alphaedit_blue"])
+    a.add_argument("--method", required=True, choices=method_names())
     a.add_argument("--ids", nargs="*", default=None, help="only these edit ids (default: every active edit)")
     a.add_argument("--batch", type=int, default=None, help="edits per update (default: 100 for MEMIT/AlphaEdit, else 1)")
     a.add_argument("--corpus", default=None, help="text for the key statistics: .txt, .json/.jsonl or a folder "

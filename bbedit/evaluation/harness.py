@@ -1,7 +1,8 @@
 """The shared machinery of benchmark suites: a suite's config, the systems under test, routing,
 and answering probes under the two protocols.
 
-Systems (what a user could deploy in front of the same model):
+Systems (what a user could deploy in front of the same model; each is a Router and an
+:class:`~bbedit.pipeline.EditedModel`, built in :mod:`bbedit.evaluation.systems`):
 
 - ``none``: the unedited model; every query goes through as asked.
 - ``bbedit``: edit memory + scope gate + editor (IKE); out-of-scope queries go through untouched.
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +33,15 @@ from typing import Any
 from bbedit.errors import ConfigError
 from bbedit.evaluation.calls import CachedModel, CachedScorer, CallCache
 from bbedit.evaluation.report import DATA_ROOT, RESULTS_ROOT
-from bbedit.types import Edit, Message
+from bbedit.evaluation.systems import CachedBackend
+from bbedit.evaluation.tasks import task_names
+from bbedit.types import Edit
 
 log = logging.getLogger(__name__)
 
 SYSTEMS = ("none", "bbedit", "always", "postedit", "replace")
 POST_EDITORS = ("postedit", "replace")
 PROTOCOLS = ("generation", "probability")
-TASKS = ("editing", "sequential", "general", "multihop", "whitebox", "whitebox_sequential")
 
 
 @dataclass
@@ -65,17 +66,11 @@ class SuiteConfig:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SuiteConfig:
-        import yaml
-
+        """The suite in ``path``, with the files it ``include:``s merged under it (see :func:`read_suite`);
+        its name defaults to the file's stem. Raises :class:`ConfigError` for an unreadable or invalid
+        file, an include cycle, or unknown keys."""
         p = Path(path)
-        try:
-            raw = yaml.safe_load(p.read_text())
-        except OSError as e:
-            raise ConfigError(f"cannot read suite {p}: {e.strerror or e}") from e
-        except yaml.YAMLError as e:
-            raise ConfigError(f"suite {p} is not valid YAML: {e}") from e
-        if not isinstance(raw, dict):
-            raise ConfigError(f"suite {p} must be a YAML mapping, got {type(raw).__name__}")
+        raw = read_suite(p)
         raw.setdefault("suite", p.stem)
         return cls.from_dict(raw, source=str(p))
 
@@ -92,8 +87,8 @@ class SuiteConfig:
 
     def check(self) -> None:
         where = f"suite {self.suite!r}"
-        if self.task not in TASKS:
-            raise ConfigError(f"{where}: unknown task {self.task!r}; known: {', '.join(TASKS)}")
+        if self.task not in task_names():
+            raise ConfigError(f"{where}: unknown task {self.task!r}; known: {', '.join(task_names())}")
         bad = [s for s in self.systems if s not in SYSTEMS]
         if bad or not self.systems:
             raise ConfigError(f"{where}: unknown system(s) {bad or '[]'}; known: {', '.join(SYSTEMS)}")
@@ -113,6 +108,57 @@ class SuiteConfig:
         return f"bbedit eval {self.source or 'eval/' + self.suite + '.yaml'}"
 
 
+def _read_yaml(p: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read suite {p}: {e.strerror or e}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"suite {p} is not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"suite {p} must be a YAML mapping, got {type(raw).__name__}")
+    return raw
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``over``: mappings present in both are merged key by key (recursively), any
+    other value in ``over`` replaces the one in ``base``."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def read_suite(path: str | os.PathLike[str], _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A suite file's mapping with its ``include:`` resolved: a path (relative to the including file) or a
+    list of them, read in order and deep-merged (:func:`deep_merge`), the including file winning. Raises
+    :class:`ConfigError` for an unreadable or invalid file, a malformed ``include`` and an include cycle."""
+    p = Path(path)
+    here = p.resolve()
+    if here in _chain:
+        cycle = " -> ".join(str(x) for x in (*_chain, here))
+        raise ConfigError(f"suite include cycle: {cycle}")
+    raw = _read_yaml(p)
+    inc = raw.pop("include", None)
+    if inc is None:
+        return raw
+    paths = [inc] if isinstance(inc, str) else inc
+    if not isinstance(paths, list) or not paths or not all(isinstance(x, str) and x for x in paths):
+        raise ConfigError(f"suite {p}: include must be a file path or a list of them, got {inc!r}")
+    merged: dict[str, Any] = {}
+    for rel in paths:
+        merged = deep_merge(merged, read_suite(p.parent / os.path.expanduser(rel), (*_chain, here)))
+    return deep_merge(merged, raw)
+
+
+def list_suites(folder: str | os.PathLike[str]) -> list[Path]:
+    """The suite files in ``folder`` (``*.yaml``), leaving out the shared parts they include (names
+    starting with ``_``)."""
+    return sorted(p for p in Path(folder).glob("*.yaml") if not p.name.startswith("_"))
+
+
 @dataclass
 class RunContext:
     """What a task needs at run time: where data and results live, the cache, the models."""
@@ -125,6 +171,7 @@ class RunContext:
     _model: CachedModel | None = None
     _scorer: CachedScorer | None = None
     _cache: CallCache | None = None
+    _backend: CachedBackend | None = None
 
     def data_path(self, rel: str | os.PathLike[str]) -> Path:
         p = Path(os.path.expanduser(str(rel)))
@@ -171,6 +218,13 @@ class RunContext:
             self._model = CachedModel(backend, self.cache, **{"temperature": 0.0, **self.cfg.generation})
         return self._model
 
+    def backend(self) -> CachedBackend:
+        """The model under test as a :class:`~bbedit.backends.Backend` (over :meth:`model`), shared by the
+        run's systems, so a request several systems send is made once."""
+        if self._backend is None:
+            self._backend = CachedBackend(self.model())
+        return self._backend
+
     def scorer(self) -> CachedScorer:
         if self._scorer is None:
             from bbedit.backends.transformers_backend import TransformersBackend
@@ -187,15 +241,7 @@ class RunContext:
             self._cache.close()
 
 
-# ----------------------------------------------------------------------------- systems and routing
-
-@dataclass(frozen=True)
-class Route:
-    """Where a system sends one query: the edit applied (None: passed through) and the gate's score."""
-
-    edit: Edit | None
-    score: float = 0.0
-
+# ----------------------------------------------------------------------------- systems
 
 def system_prefix(system: str, primary: str = "bbedit") -> str:
     """Headline keys are bare for the suite's primary system (bbedit with its editor, unless the suite
@@ -207,40 +253,11 @@ def system_prefix(system: str, primary: str = "bbedit") -> str:
         if primary != "bbedit" else f"baseline_{system}_"
 
 
-def user(text: str) -> list[Message]:
-    return [{"role": "user", "content": text}]
-
-
 def make_editor(cfg: SuiteConfig) -> Any:
     from bbedit.editors.base import make_editor as _make
 
     opts = dict(cfg.editor)
     return _make(opts.pop("name", "ike"), **opts)
-
-
-def route_all(system: str, queries: Sequence[str], memory: Any, gate: Any,
-              threshold: float | None = None) -> tuple[list[Route], float]:
-    """Route every query for ``system`` (at ``threshold`` when it is below the gate's, see
-    :meth:`bbedit.scope.gate.GateBase.decide`); returns the routes and the amortised routing time per
-    query in ms (retrieval + gate, batched)."""
-    if system == "none" or memory is None or not queries:
-        return [Route(None) for _ in queries], 0.0
-    t0 = time.perf_counter()
-    routes: list[Route] = []
-    for b in range(0, len(queries), 512):
-        part = list(queries[b:b + 512])
-        for q, r in zip(part, memory.retrieve_many(part, gate.k), strict=True):
-            if system != "always":
-                d = gate.decide(q, r, threshold)
-                routes.append(Route(d.edit, d.score))
-            else:  # always
-                routes.append(Route(r.hits[0].edit, r.hits[0].score) if r.hits else Route(None))
-    return routes, (time.perf_counter() - t0) * 1000 / len(queries)
-
-
-def request(editor: Any, query: str, route: Route) -> list[Message]:
-    """The messages a system sends for ``query`` given its route."""
-    return editor.build_messages(user(query), route.edit) if route.edit is not None else user(query)
 
 
 def cloze_prefix(query: str) -> str:

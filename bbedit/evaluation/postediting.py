@@ -2,8 +2,10 @@
 
 A post-editing system sends the question to the model unchanged; when the gate routes it to an
 edit, a post-editor rewrites the answer (the learned ``postedit`` editor or the rule-based
-``replace`` baseline). Rewrites are cached like model calls (keyed by the editor's adapter
-file, code and templates); a rewrite's time counts only in the run that made it, never from the cache.
+``replace`` baseline): an :class:`~bbedit.pipeline.EditedModel` with the post-editor as its answer
+editor, asked through ``chat``. Rewrites are cached like model calls (keyed by the editor's adapter
+file, code and templates, :class:`~bbedit.evaluation.systems.CachedAnswerEditor`); a rewrite's time
+counts only in the run that made it, never from the cache.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bbedit.errors import ConfigError
 from bbedit.evaluation import metrics as M
-from bbedit.evaluation.calls import NOT_MEASURED, CallCache, pmap
-from bbedit.evaluation.harness import Route, RunContext, system_prefix
+from bbedit.evaluation.harness import RunContext, system_prefix
+from bbedit.evaluation.systems import CachedAnswerEditor, RecordedBackend, chat_all
+from bbedit.pipeline import EditedModel
+from bbedit.routing import Route
 from bbedit.types import Completion
 
 log = logging.getLogger(__name__)
@@ -46,48 +51,45 @@ def _editor_id(editor: Any) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def post_edit_all(ctx: RunContext, editor: Any, system: str, items: Sequence[Any], routes: Sequence[Route],
-                  originals: Sequence[Completion]) -> tuple[list[Completion], list[dict[str, Any]]]:
-    """Each item's answer after ``system``'s post-editor (the original where the gate passed it
-    through), and per routed item the rewrite's record (p_keep, seconds, tokens, passes)."""
-    eid = f"{system}:{_editor_id(editor)}"
-    cache: CallCache = ctx.cache
-    todo = [i for i, r in enumerate(routes) if r.edit is not None]
-    hide_old = bool(ctx.cfg.options.get("hide_old", False))
-
-    def one(i: int) -> dict[str, Any]:
-        e = routes[i].edit
-        assert e is not None
-        if hide_old:  # the editor is not told what the edit replaces (scored against it all the same)
-            e = dataclasses.replace(e, target_old=None)
-        q, a = items[i].probe.text, originals[i].text
-        key = CallCache.key(eid, [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
-                            {"edit": [e.prompt, e.target_new, e.target_old or ""]})
-        found = cache.get(key)
-        if found is None:
-            r = editor.rewrite(q, a, e)
-            found = {"text": r.text, "changed": r.changed, "p_keep": r.p_keep, "latency_s": r.latency_s,
-                     "tokens": r.tokens, "passes": r.passes, "script": r.script,
-                     "answer_tokens": _tokens(editor, a)}
-            cache.put(key, found)
-        else:  # its time was measured in another run: not this run's figure
-            found = {**found, "latency_s": NOT_MEASURED}
-        return found
-
-    done = dict(zip(todo, pmap(one, todo, 1, f"{ctx.cfg.suite}: {system} rewrites ({len(todo)})"), strict=True))
-    answers = []
-    for i, o in enumerate(originals):
-        if i in done:
-            d = done[i]
-            answers.append(Completion(d["text"], -1, -1, o.latency_s + d["latency_s"], "stop"))
-        else:
-            answers.append(o)
-    return answers, [{"item": i, **done[i]} for i in todo]
+def cached_post_editor(ctx: RunContext, system: str) -> CachedAnswerEditor:
+    """``system``'s post-editor (configured by ``options.<system>``) with its rewrites in the suite's
+    cache, keyed by :func:`_editor_id`; not told the old value with ``options.hide_old``. Raises
+    ConfigError for an unknown editor or bad options."""
+    inner = make_post_editor(ctx, system)
+    return CachedAnswerEditor(inner, ctx.cache, f"{system}:{_editor_id(inner)}",
+                              hide_old=bool(ctx.cfg.options.get("hide_old", False)))
 
 
-def _tokens(editor: Any, text: str) -> int:
-    tok = getattr(editor, "_tok", None)
-    return len(tok(text, add_special_tokens=False)["input_ids"]) if tok is not None else len(text.split())
+def post_edit_all(ctx: RunContext, model: EditedModel, system: str, items: Sequence[Any], routes: Sequence[Route],
+                  originals: Sequence[Completion], recorded: bool = False
+                  ) -> tuple[list[Completion], list[dict[str, Any]]]:
+    """Each item's answer from ``model.chat`` on its route: the post-edited answer where the gate routed
+    it (its latency: the original's plus the rewrite's), the original where it passed through; and per
+    routed item the rewrite's record (p_keep, seconds, tokens, passes, script). ``model``'s editor is a
+    :class:`~bbedit.evaluation.systems.CachedAnswerEditor`. With ``recorded``, the answer rewritten is
+    each item's recorded one (``originals``, served by a
+    :class:`~bbedit.evaluation.systems.RecordedBackend`), else ``model``'s backend's."""
+    editor = model.editor
+    if not isinstance(editor, CachedAnswerEditor):
+        raise ConfigError(f"{system}: post-editing systems run a cached answer editor")
+    queries = [it.probe.text for it in items]
+    if recorded:
+        jobs = [(EditedModel(RecordedBackend({q: o.text}), router=model.router, editor=editor), q, r)
+                for q, o, r in zip(queries, originals, routes, strict=True)]
+    else:
+        jobs = list(zip([model] * len(queries), queries, routes, strict=True))
+    n_routed = sum(1 for r in routes if r.edit is not None)
+    got = chat_all(jobs, 1, f"{ctx.cfg.suite}: {system} rewrites ({n_routed})")
+    answers: list[Completion] = []
+    recs: list[dict[str, Any]] = []
+    for i, (o, a, r) in enumerate(zip(originals, got, routes, strict=True)):
+        if r.edit is None or a.original_text is None:
+            answers.append(dataclasses.replace(o, text=a.text))
+            continue
+        rec = editor.record(queries[i], a.original_text, r.edit)
+        answers.append(Completion(a.text, -1, -1, o.latency_s + float(rec["latency_s"]), "stop"))
+        recs.append({"item": i, **rec})
+    return answers, recs
 
 
 def rewrite_latency(recs: Sequence[dict[str, Any]]) -> dict[str, float]:

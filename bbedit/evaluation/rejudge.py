@@ -84,7 +84,8 @@ def _check_same(name: str, stored: float | None, recomputed: float | None, suite
 
 
 def _editing(ctx: Any, out: dict[str, Any], ch: _Changes) -> None:
-    from bbedit.evaluation import editing, postediting
+    from bbedit.evaluation import postediting
+    from bbedit.evaluation.tasks import editing
 
     data, _ = editing.load(ctx)
     items = [editing.Item(c, p) for c in data.cases for p in c.probes]
@@ -147,7 +148,7 @@ def _multihop(ctx: Any, out: dict[str, Any], ch: _Changes) -> None:
 
 
 def _whitebox(ctx: Any, out: dict[str, Any], ch: _Changes) -> None:
-    from bbedit.evaluation import editing
+    from bbedit.evaluation.tasks import editing
 
     data, _ = editing.load(ctx)
     items = [editing.Item(c, p) for c in data.cases for p in c.probes]

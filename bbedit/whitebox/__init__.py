@@ -1,6 +1,6 @@
 """White-box editing: change a local model's weights so it knows an edit.
 
-Methods (one folder each; shared code in :mod:`~bbedit.whitebox.core`,
+Methods (one folder each, registered in :mod:`~bbedit.whitebox.registry`; shared code in :mod:`~bbedit.whitebox.core`,
 :mod:`~bbedit.whitebox.hooks` and :mod:`~bbedit.whitebox.stats`):
 
 - ``ft``: FT-L, constrained fine-tuning of one MLP layer;
@@ -22,39 +22,50 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bbedit.errors import ConfigError
 from bbedit.types import Edit
-from bbedit.whitebox.alphaedit import AlphaEdit, AlphaEditConfig
-from bbedit.whitebox.base import Method, StatsConfig
-from bbedit.whitebox.core import Editing, TargetConfig, Targets
-from bbedit.whitebox.ft import FT, FTConfig
-from bbedit.whitebox.hooks import EditHandle, Update
-from bbedit.whitebox.memit import MEMIT, MEMITConfig
-from bbedit.whitebox.rome import ROME, ROMEConfig
-from bbedit.whitebox.spec import SPECS, ModelSpec, spec_for
+from bbedit.whitebox.registry import make_method, method_names, method_spec, register_method
 
-METHODS: dict[str, tuple[type[Method], dict[str, Any]]] = {
-    "ft": (FT, {}), "rome": (ROME, {}), "memit": (MEMIT, {}), "alphaedit": (AlphaEdit, {}),
-    "memit_blue": (MEMIT, {"blue": True}), "alphaedit_blue": (AlphaEdit, {"blue": True}),
-}
+if TYPE_CHECKING:
+    from bbedit.whitebox.alphaedit import AlphaEdit, AlphaEditConfig
+    from bbedit.whitebox.base import Method, StatsConfig
+    from bbedit.whitebox.core import Editing, TargetConfig, Targets
+    from bbedit.whitebox.ft import FT, FTConfig
+    from bbedit.whitebox.hooks import EditHandle, Update
+    from bbedit.whitebox.memit import MEMIT, MEMITConfig
+    from bbedit.whitebox.rome import ROME, ROMEConfig
+    from bbedit.whitebox.spec import SPECS, ModelSpec, spec_for
+
 MANIFEST = "bbedit-whitebox.json"
 
+# the methods and their machinery import torch: loaded on first use, so that the registry (method names
+# for ``bbedit --help``) and the manifest helpers stay light
+_LAZY = {
+    "AlphaEdit": "alphaedit", "AlphaEditConfig": "alphaedit", "Method": "base", "StatsConfig": "base",
+    "Editing": "core", "TargetConfig": "core", "Targets": "core", "FT": "ft", "FTConfig": "ft",
+    "EditHandle": "hooks", "Update": "hooks", "MEMIT": "memit", "MEMITConfig": "memit", "ROME": "rome",
+    "ROMEConfig": "rome", "SPECS": "spec", "ModelSpec": "spec", "spec_for": "spec",
+}
 
-def make_method(name: str, **options: Any) -> Method:
-    """A method by name (see :data:`METHODS`) with config overrides."""
-    if name not in METHODS:
-        raise ConfigError(f"unknown white-box method {name!r}; known: {', '.join(METHODS)}")
-    cls, preset = METHODS[name]
-    return cls(**{**preset, **options})
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(f"bbedit.whitebox.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bbedit.whitebox' has no attribute {name!r}")
 
 
 def save_edited(model: Any, path: str | os.PathLike[str], edits: Sequence[Edit] = (), method: str = "",
                 options: dict[str, Any] | None = None) -> Path:
     """Write an edited model as a transformers directory (weights, config, tokenizer) plus a
     manifest of the edits it carries; :class:`TransformersBackend` loads it back by path."""
+    from bbedit.whitebox.core import Editing
+
     out = Path(path)
     ed = Editing(model)
     out.mkdir(parents=True, exist_ok=True)
@@ -80,7 +91,7 @@ def load_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 __all__ = [
-    "FT", "MEMIT", "METHODS", "ROME", "SPECS", "AlphaEdit", "AlphaEditConfig", "EditHandle", "Editing", "FTConfig",
+    "FT", "MEMIT", "ROME", "SPECS", "AlphaEdit", "AlphaEditConfig", "EditHandle", "Editing", "FTConfig",
     "MEMITConfig", "Method", "ModelSpec", "ROMEConfig", "StatsConfig", "TargetConfig", "Targets", "Update",
-    "load_manifest", "make_method", "save_edited", "spec_for",
+    "load_manifest", "make_method", "method_names", "method_spec", "register_method", "save_edited", "spec_for",
 ]

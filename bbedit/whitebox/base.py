@@ -35,6 +35,9 @@ class Method:
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = object
+    # what the evaluation and the CLI need to know about a method, declared by the method
+    uses_key_statistics: ClassVar[bool] = True  # its update reads the layers' key second moments
+    single_edit_timing: ClassVar[bool] = False  # comparisons time one edit of it end to end
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         if config is None:

@@ -32,6 +32,7 @@ class FTConfig:
 class FT(Method):
     name = "ft"
     Config = FTConfig
+    uses_key_statistics = False  # fine-tuning needs no key statistics
     config: FTConfig
 
     def layers(self, ed: Editing) -> list[int]:

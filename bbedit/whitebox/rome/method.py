@@ -31,6 +31,7 @@ class ROME(Method):
 
     name = "rome"
     Config = ROMEConfig
+    single_edit_timing = True  # the classic one-edit method: its single-edit time is reported
     config: ROMEConfig
 
     def layers(self, ed: Editing) -> list[int]:

@@ -2,7 +2,8 @@
 
 Used by the counterfact, zsre, postedit-* and knowedit/qaedit suites. Every edit of
 the dataset file is in memory (``memory: file``), so the gate must also find the
-right edit among thousands.
+right edit among thousands. Every system answers through its
+:class:`~bbedit.pipeline.EditedModel` (:mod:`bbedit.evaluation.systems`).
 """
 
 from __future__ import annotations
@@ -21,17 +22,18 @@ from bbedit.evaluation.calls import pmap
 from bbedit.evaluation.cases import Case, Dataset, Probe, load_dataset
 from bbedit.evaluation.harness import (
     POST_EDITORS,
-    Route,
     RunContext,
     build_memory,
     cloze_prefix,
     flat_counterfact,
     make_editor,
     neighbours_in_scope,
-    request,
-    route_all,
     system_prefix,
 )
+from bbedit.evaluation.systems import Systems, chat_all, completions, route, user
+from bbedit.evaluation.tasks import FunctionTask
+from bbedit.evaluation.tasks.editing_report import editing_report
+from bbedit.routing import Route
 from bbedit.types import Completion, Edit, Message
 
 log = logging.getLogger(__name__)
@@ -58,21 +60,27 @@ def load(ctx: RunContext) -> tuple[Dataset, list[Edit]]:
     return data, whole_file if ctx.cfg.memory == "file" else data.edits()
 
 
-def answer_all(ctx: RunContext, items: Sequence[Item], memory: Any, gate: Any, editor: Any,
+def answer_all(ctx: RunContext, items: Sequence[Item], systems_: Systems, editor: Any,
                systems: Sequence[str]) -> tuple[dict[str, list[Route]], dict[str, list[list[Message]]],
                                                  dict[str, list[Completion]], dict[str, float]]:
-    """Route, build the request of, and answer every item for every system (generation protocol).
-    Requests shared by systems (an out-of-scope query passed through is the unedited request) are
-    sent once."""
+    """Route and answer every item for every system through its :class:`~bbedit.pipeline.EditedModel`
+    (generation protocol): routes in batches, answers from ``model.chat`` with the suite's workers; the
+    requests are what each model sends (:meth:`~bbedit.pipeline.EditedModel.request_messages`). A request
+    shared by systems (an out-of-scope query passed through is the unedited request) is sent once."""
     queries = [it.probe.text for it in items]
-    routes, route_ms, requests = {}, {}, {}
+    backend = ctx.backend()
+    routes, route_ms, requests, models = {}, {}, {}, {}
     for s in systems:
-        routes[s], route_ms[s] = route_all(s, queries, memory, gate)
-        requests[s] = [request(editor, q, r) for q, r in zip(queries, routes[s], strict=True)]
-    jobs = {str(m): m for s in systems for m in requests[s]}
-    done = dict(zip(jobs, pmap(ctx.model().complete, list(jobs.values()), ctx.cfg.workers,
-                               f"{ctx.cfg.suite}: {len(jobs)} requests"), strict=True))
-    answers = {s: [done[str(m)] for m in requests[s]] for s in systems}
+        models[s] = systems_.model(s, backend, editor)
+        routes[s], route_ms[s] = route(models[s] if s != "none" else None, queries)
+        requests[s] = [models[s].request_messages(user(q), r) for q, r in zip(queries, routes[s], strict=True)]
+    jobs = [(models[s], q, r) for s in systems for q, r in zip(queries, routes[s], strict=True)]
+    n_unique = len({str(m) for s in systems for m in requests[s]})
+    got = chat_all(jobs, ctx.cfg.workers, f"{ctx.cfg.suite}: {n_unique} requests")
+    answers = {}
+    for j, s in enumerate(systems):
+        part = got[j * len(queries):(j + 1) * len(queries)]
+        answers[s] = completions(models[s], backend, queries, routes[s], part)
     return routes, requests, answers, route_ms
 
 
@@ -189,35 +197,35 @@ def headline_key(system: str, protocol: str, metric: str, primary: str = "bbedit
     return system_prefix(system, primary) + key
 
 
-def post_edit_systems(ctx: RunContext, items: Sequence[Item], systems: Sequence[str], memory: Any, gate: Any,
+def post_edit_systems(ctx: RunContext, items: Sequence[Item], systems: Sequence[str], systems_: Systems,
                       routes: dict[str, list[Route]], answers: dict[str, list[Completion]],
                       route_ms: dict[str, float]
                       ) -> tuple[list[Completion], dict[str, list[dict[str, Any]]], dict[str, float]]:
     """Answers of the post-editing systems (added to ``answers``/``routes``), the original answers they
-    rewrote, each system's rewrite records, and the gate thresholds of those routed below the gate's."""
+    rewrote, each system's rewrite records, and the gate thresholds of those routed below the gate's.
+    Each post-editor is routed at its own ``gate_threshold`` (when below the gate's)."""
     post = [s for s in systems if s in POST_EDITORS]
     if not post:
         return answers["none"], {}, {}
-    if "bbedit" not in routes:
-        routes["bbedit"], route_ms["bbedit"] = route_all("bbedit", [it.probe.text for it in items], memory, gate)
     if ctx.cfg.options.get("original", "model") == "reference":
         missing = sum(1 for it in items if it.probe.reference is None)
         if missing:
             raise ConfigError(f"suite {ctx.cfg.suite!r}: options.original is 'reference' but {missing} queries "
                               "have no recorded answer")
         originals = [Completion(str(it.probe.reference)) for it in items]
+        recorded = True
     else:
         originals = answers["none"]
+        recorded = False
     recs, thresholds = {}, {}
+    gate_threshold = float(systems_.gate.threshold)
     for s in post:
-        editor = postediting.make_post_editor(ctx, s)
-        threshold = getattr(editor, "gate_threshold", None)
-        if threshold is not None and threshold < gate.threshold:
-            routes[s], route_ms[s] = route_all(s, [it.probe.text for it in items], memory, gate, threshold)
-            thresholds[f"{s}_gate_threshold"] = threshold
-        else:
-            routes[s], route_ms[s] = routes["bbedit"], route_ms["bbedit"]
-        answers[s], recs[s] = postediting.post_edit_all(ctx, editor, s, items, routes[s], originals)
+        editor = postediting.cached_post_editor(ctx, s)
+        model = systems_.model(s, ctx.backend(), editor)
+        routes[s], route_ms[s] = route(model, [it.probe.text for it in items])
+        if editor.gate_threshold is not None and editor.gate_threshold < gate_threshold:
+            thresholds[f"{s}_gate_threshold"] = editor.gate_threshold
+        answers[s], recs[s] = postediting.post_edit_all(ctx, model, s, items, routes[s], originals, recorded)
     return originals, recs, thresholds
 
 
@@ -227,15 +235,14 @@ def run(ctx: RunContext) -> dict[str, Any]:
     t0 = time.perf_counter()
     data, edits = load(ctx)
     items = [Item(c, p) for c in data.cases for p in c.probes]
-    from bbedit.scope.gate import load_gate
-
     memory = build_memory(edits)
-    gate = load_gate(memory)
+    systems_ = Systems(memory)
+    gate = systems_.gate
     editor = make_editor(cfg)
     systems = list(dict.fromkeys(["none", *cfg.systems]))  # the unedited answers are the locality reference
     direct = [s for s in systems if s not in POST_EDITORS]
-    routes, requests, answers, route_ms = answer_all(ctx, items, memory, gate, editor, direct)
-    originals, rewrites, thresholds = post_edit_systems(ctx, items, systems, memory, gate, routes, answers, route_ms)
+    routes, requests, answers, route_ms = answer_all(ctx, items, systems_, editor, direct)
+    originals, rewrites, thresholds = post_edit_systems(ctx, items, systems, systems_, routes, answers, route_ms)
     primary = str(cfg.options.get("primary", "bbedit"))
     results: dict[str, dict[str, dict[str, float]]] = {"generation": {}, "probability": {}}
     by_type: dict[str, dict[str, dict[str, float]]] = {}
@@ -389,3 +396,6 @@ def augment(ctx: RunContext, out: dict[str, Any]) -> None:
     """:func:`_augment` for a finished run's output (``--report-only``), loading its data again."""
     data, edits = load(ctx)
     _augment(ctx, out, data, edits)
+
+
+TASK = FunctionTask("editing", run, editing_report, augment)

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bbedit.evaluation import metrics as M
 from bbedit.evaluation.calls import pmap
 from bbedit.evaluation.cases import Case, load_dataset
-from bbedit.evaluation.harness import RunContext, build_memory, make_editor, request, route_all, user
+from bbedit.evaluation.harness import RunContext, build_memory, make_editor
 from bbedit.evaluation.report import md_table
+from bbedit.evaluation.systems import Systems, chat_all, completions, route, user
+from bbedit.evaluation.tasks import FunctionTask
 from bbedit.memory.subjects import name_key
 from bbedit.types import Edit, Message
 
@@ -91,26 +93,31 @@ def run(ctx: RunContext) -> dict[str, Any]:
     per_case = int(cfg.options.get("questions_per_case", 1))
     max_hops = int(cfg.options.get("max_hops", 4))
     items = [(c, p) for c in cases for p in c.of_kind("multihop")[:per_case]]
-    from bbedit.scope.gate import load_gate
-
     memory = build_memory(edits)
-    gate = load_gate(memory)
+    systems_ = Systems(memory)
     editor = make_editor(cfg)
     by_subject: dict[tuple[str, ...], list[Edit]] = defaultdict(list)
     for e in edits:
         by_subject[name_key(e.subject)].append(e)
     questions = [p.text for _, p in items]
-    routes, _ = route_all("bbedit", questions, memory, gate)
+    backend = ctx.backend()
+    bbedit = systems_.model("bbedit", backend, editor)
+    none_routes, _ = route(None, questions)
+    routes, _ = route(bbedit, questions)
     chains = [chain_edits(q, first_hop(q, r.edit, edits, memory), by_subject, memory, max_hops)
               for q, r in zip(questions, routes, strict=True)]
-    requests = {"none": [user(q) for q in questions],
-                "bbedit": [request(editor, q, r) for q, r in zip(questions, routes, strict=True)],
-                "chain": [chain_messages(q, ch) for q, ch in zip(questions, chains, strict=True)]}
+    # none and bbedit answer through EditedModel.chat; the chain system is this task's own prompt (the
+    # memory follows the hops, see chain_messages), sent to the same backend
+    got = chat_all([(bbedit, q, r) for q, r in zip(questions, none_routes, strict=True)]
+                   + [(bbedit, q, r) for q, r in zip(questions, routes, strict=True)], cfg.workers,
+                   f"{cfg.suite}: {2 * len(questions)} questions")
+    n = len(questions)
+    chained = pmap(backend.complete, [chain_messages(q, ch) for q, ch in zip(questions, chains, strict=True)],
+                   cfg.workers, f"{cfg.suite}: {n} chains")
+    answers = {"none": [c.text for c in completions(bbedit, backend, questions, none_routes, got[:n])],
+               "bbedit": [c.text for c in completions(bbedit, backend, questions, routes, got[n:])],
+               "chain": [c.text for c in chained]}
     model = ctx.model()
-    unique = {str(m): m for ms in requests.values() for m in ms}
-    done = dict(zip(unique, pmap(model.complete, list(unique.values()), cfg.workers,
-                                 f"{cfg.suite}: {len(unique)} requests"), strict=True))
-    answers = {s: [done[str(m)].text for m in ms] for s, ms in requests.items()}
     results: dict[str, dict[str, float]] = {}
     for s, outs in answers.items():
         new = [M.edit_success(a, p.answers, p.old_answers) for a, (_, p) in zip(outs, items, strict=True)]
@@ -137,8 +144,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     return {"headline": headline, "results": results, "records": records}
 
 
-def report(cfg: Any, out: dict[str, Any], folder: Path) -> str:
-    from bbedit.evaluation.runner import bar_plot
+def report(cfg: Any, out: Mapping[str, Any], folder: Path) -> str:
+    from bbedit.evaluation.tables import bar_plot
 
     h, res = out["headline"], out["results"]
     bar_plot(folder / "multihop.png", res, ["multihop", "old_answer"], f"{cfg.suite}: multi-hop accuracy")
@@ -157,3 +164,6 @@ def report(cfg: Any, out: dict[str, Any], folder: Path) -> str:
         "This is reported apart from single-hop editing. A wrong answer with the full chain retrieved is the "
         "model failing to read the chain; a missing chain is retrieval failing.",
     ])
+
+
+TASK = FunctionTask("multihop", run, report)

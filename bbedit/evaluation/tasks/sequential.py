@@ -18,27 +18,21 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bbedit.evaluation import metrics as M
-from bbedit.evaluation.calls import pmap
 from bbedit.evaluation.cases import load_dataset
-from bbedit.evaluation.harness import (
-    RunContext,
-    flat_counterfact,
-    make_editor,
-    neighbours_in_scope,
-    request,
-    route_all,
-    user,
-)
+from bbedit.evaluation.harness import RunContext, flat_counterfact, make_editor, neighbours_in_scope
 from bbedit.evaluation.report import md_table
+from bbedit.evaluation.systems import Systems, ask, route
+from bbedit.evaluation.tasks import FunctionTask
+from bbedit.routing import Route
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
     from bbedit.memory.memory import EditMemory
-    from bbedit.scope.gate import load_gate
 
     cfg, opts = ctx.cfg, ctx.cfg.options
     t0 = time.perf_counter()
@@ -55,12 +49,13 @@ def run(ctx: RunContext) -> dict[str, Any]:
     probes = [(c, p) for c in cases[:n_probe] for p in c.probes if p.kind in ("reliability", "generalization")]
     probes += [(c, p) for c in outside_cases for p in c.of_kind("locality")]
     queries = [p.text for _, p in probes]
-    model, editor = ctx.model(), make_editor(cfg)
+    model, backend, editor = ctx.model(), ctx.backend(), make_editor(cfg)
     memory = EditMemory(None)
     rng = random.Random(0)
     rows: list[dict[str, float]] = []
     added = 0
-    base_answers = pmap(lambda q: model.complete(user(q)), queries, cfg.workers, f"{cfg.suite}: unedited")
+    base_answers = ask(Systems(memory).model("none", backend, editor), backend, queries,
+                       [Route.passthrough(q) for q in queries], cfg.workers, f"{cfg.suite}: unedited")
     scope = _shared_scope(ctx, cases, outside_cases)
     for size in sizes:
         batch = [c.edits[0] for c in cases[added:size]]
@@ -68,11 +63,10 @@ def run(ctx: RunContext) -> dict[str, Any]:
         memory.add_many(batch, supersede=False, progress=False)
         add_s = time.perf_counter() - ta
         added = size
-        gate = load_gate(memory)
+        bbedit = Systems(memory).model("bbedit", backend, editor)  # the gate as saved for this memory
         in_mem = {c.id for c in cases[:size]}
-        routes, route_ms = route_all("bbedit", queries, memory, gate)
-        reqs = [request(editor, q, r) for q, r in zip(queries, routes, strict=True)]
-        answers = pmap(model.complete, reqs, cfg.workers, f"{cfg.suite}: {size} edits")
+        routes, route_ms = route(bbedit, queries)
+        answers = ask(bbedit, backend, queries, routes, cfg.workers, f"{cfg.suite}: {size} edits")
         res: dict[str, list[float]] = {"reliability": [], "generalization": [], "locality": [],
                                        "locality_true_neighbours": []}
         other = scope(size) if scope else {}
@@ -95,7 +89,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         # gate recall over a sample of everything in memory (no model call)
         sample = rng.sample(cases[:size], min(n_sample, size))
         sq = [(c, p.text) for c in sample for p in c.probes if p.kind in ("reliability", "generalization")]
-        sroutes, _ = route_all("bbedit", [q for _, q in sq], memory, gate)
+        sroutes, _ = route(bbedit, [q for _, q in sq])
         srec = sum(1 for (c, _), r in zip(sq, sroutes, strict=True) if r.edit is not None and r.edit.id == c.edits[0].id)
         rows.append({"size": size, "reliability": _mean(res["reliability"]), "generalization": _mean(res["generalization"]),
                      "locality": _mean(res["locality"]), "gate_precision": prec,
@@ -143,7 +137,7 @@ def _mean(v: list[float]) -> float:
     return sum(v) / len(v) if v else float("nan")
 
 
-def report(cfg: Any, out: dict[str, Any], folder: Path) -> str:
+def report(cfg: Any, out: Mapping[str, Any], folder: Path) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -180,3 +174,6 @@ def report(cfg: Any, out: dict[str, Any], folder: Path) -> str:
         "gate_recall_sample: routing of a random sample of all edits in memory (prompt + paraphrase), no model call. "
         "routing_ms: amortised batched retrieval + gate per query.",
     ])
+
+
+TASK = FunctionTask("sequential", run, report)

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from bbedit.evaluation import metrics as M
-from bbedit.evaluation.calls import pmap
 from bbedit.evaluation.cases import load_dataset
-from bbedit.evaluation.harness import RunContext, build_memory, make_editor, request, route_all, system_prefix
+from bbedit.evaluation.harness import RunContext, build_memory, make_editor, system_prefix
 from bbedit.evaluation.report import md_table
+from bbedit.evaluation.systems import Systems, ask, route
+from bbedit.evaluation.tasks import FunctionTask
 from bbedit.memory import formats
 
 LETTERS = "ABCD"
@@ -84,10 +85,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     edits_file = ctx.data_path(cfg.dataset.get("path", "counterfact/counterfact-edit.json"))
     n_edits = int(opts.get("n_edits", 10000))
     edits = [c.edits[0] for c in load_dataset(edits_file, n=n_edits).cases]
-    from bbedit.scope.gate import load_gate
-
     memory = build_memory(edits)
-    gate, editor, base_model = load_gate(memory), make_editor(cfg), ctx.model()
+    systems_, editor, base_model, backend = Systems(memory), make_editor(cfg), ctx.model(), ctx.backend()
     systems = list(dict.fromkeys(["none", *cfg.systems]))
     results: dict[str, dict[str, float]] = {s: {} for s in systems}
     touched: dict[str, dict[str, float]] = {s: {} for s in systems if s != "none"}
@@ -99,16 +98,12 @@ def run(ctx: RunContext) -> dict[str, Any]:
         rows = [r for _, _, r in formats.records(ctx.data_path(topts.get("path", rel)))][: int(topts.get("n", 100))]
         probes = [make(r) for r in rows]
         qs = [q for q, _ in probes]
-        model = base_model
-        if topts.get("max_tokens"):
-            from bbedit.evaluation.calls import CachedModel
-
-            model = CachedModel(base_model.backend, base_model.cache, **{**base_model.opts,
-                                                                         "max_tokens": int(topts["max_tokens"])})
+        gen_opts = {"max_tokens": int(topts["max_tokens"])} if topts.get("max_tokens") else {}
         for s in systems:
-            routes, _ = route_all(s, qs, memory, gate)
-            reqs = [request(editor, q, r) for q, r in zip(qs, routes, strict=True)]
-            answers = [c.text for c in pmap(model.complete, reqs, cfg.workers, f"{cfg.suite}: {task} / {s}")]
+            model = systems_.model(s, backend, editor)
+            routes, _ = route(model if s != "none" else None, qs)
+            answers = [c.text for c in ask(model, backend, qs, routes, cfg.workers, f"{cfg.suite}: {task} / {s}",
+                                           **gen_opts)]
             results[s][task] = sum(judge(a) for a, (_, judge) in zip(answers, probes, strict=True)) / len(probes)
             if s != "none":
                 touched[s][task] = sum(r.edit is not None for r in routes) / len(routes)
@@ -129,8 +124,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     return {"headline": headline, "results": results, "touched": touched, "records": records}
 
 
-def report(cfg: Any, out: dict[str, Any], folder: Path) -> str:
-    from bbedit.evaluation.runner import SYSTEM_LABELS, bar_plot
+def report(cfg: Any, out: Mapping[str, Any], folder: Path) -> str:
+    from bbedit.evaluation.tables import SYSTEM_LABELS, bar_plot
 
     res, touched, h = out["results"], out["touched"], out["headline"]
     tasks = list(res["none"])
@@ -152,3 +147,6 @@ def report(cfg: Any, out: dict[str, Any], folder: Path) -> str:
         "Δ is edited minus unedited accuracy; \"queries edited\" is the share of probes the system "
         "changed the request of (the gate's false positives, for bbedit).",
     ])
+
+
+TASK = FunctionTask("general", run, report)

@@ -1,361 +1,39 @@
-"""The ``whitebox`` and ``whitebox_sequential`` tasks: editing the model's weights against editing
-from outside, on the same cases and the same weights.
-
-``whitebox`` (the comparison): the same CounterFact cases through
-
-- black-box systems on the served model (llama.cpp): bbedit with IKE and with the post-editor,
-  the memory holding the cases' edits;
-- white-box methods on the same weights loaded with transformers: each case's edit is applied
-  alone, its probes answered, then undone (the standard single-edit protocol).
-
-Both protocols: generation (greedy chat answer; ES/PS = the new target is said and the old one is
-not, NS = the neighbour's answer is unchanged from the unedited model's) and probability (teacher
-forcing: new more likely than old; for neighbours, the true answer more likely than the new target).
-A post-editor does not change the model's probabilities, so the probability protocol does not apply
-to it (its columns are "–").
-
-``whitebox_sequential``: the first N CounterFact edits applied one after another (in batches
-where the method batches), with efficacy on a sample of the edits applied so far, neighbourhood
-success and general-ability probes (MMLU, SST-2, BoolQ; next-token choice under teacher forcing)
-at each checkpoint, next to bbedit's curve with the same edits in its memory.
+"""The ``whitebox_sequential`` task: the first N CounterFact edits applied one after another (in
+batches where the method batches, its registered ``batch``), with efficacy on a sample of the edits
+applied so far, neighbourhood success and general-ability probes (MMLU, SST-2, BoolQ; next-token
+choice under teacher forcing) at each checkpoint, next to bbedit's curve with the same edits in its
+memory (routed by :class:`~bbedit.routing.Router`, scored on what
+:meth:`~bbedit.pipeline.EditedModel.request_messages` sends).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import statistics
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bbedit.evaluation import editing
 from bbedit.evaluation.cases import Case
-from bbedit.evaluation.editing import Item
-from bbedit.evaluation.harness import (
-    RunContext,
-    SuiteConfig,
-    build_memory,
-    make_editor,
-    request,
-    route_all,
-    user,
-)
+from bbedit.evaluation.harness import RunContext, SuiteConfig, make_editor
 from bbedit.evaluation.manifest import whitebox_fingerprint
-from bbedit.evaluation.report import cores_text, md_table
-from bbedit.types import Completion, Message
+from bbedit.evaluation.report import md_table
+from bbedit.evaluation.systems import route, user
+from bbedit.evaluation.tasks import FunctionTask, editing
+from bbedit.evaluation.tasks.editing import Item
+from bbedit.evaluation.tasks.whitebox_shared import (
+    SHORT,
+    _make,
+    default_methods,
+    label,
+    local_model,
+    shared_targets,
+)
+from bbedit.types import Message
 
 log = logging.getLogger(__name__)
-
-METHODS = ("ft", "rome", "memit", "alphaedit", "alphaedit_blue")
-LABELS = {"ike": "bbedit + IKE (black-box)", "postedit": "bbedit + post-editor (black-box)", "ft": "FT-L",
-          "rome": "ROME", "memit": "MEMIT", "alphaedit": "AlphaEdit", "alphaedit_blue": "AlphaEdit + BLUE",
-          "memit_blue": "MEMIT + BLUE", "none_served": "no editing (served)", "none_local": "no editing (local)"}
-SHORT = {"reliability": "es", "generalization": "ps", "locality": "ns"}
-
-
-def local_model(ctx: RunContext) -> Any:
-    from bbedit.backends.transformers_backend import TransformersBackend
-
-    opts = ctx.cfg.probability
-    return TransformersBackend(opts.get("model"), threads=opts.get("threads"))
-
-
-def _short(summary: Mapping[str, float], proto: str, prefix: str) -> dict[str, float]:
-    tag = "gen" if proto == "generation" else "prob"
-    return {f"{prefix}_{SHORT[k]}_{tag}": float(v) for k, v in summary.items() if k in SHORT}
-
-
-def _make(name: str, options: Mapping[str, Any]) -> Any:
-    from bbedit.whitebox import make_method
-
-    return make_method(name, **dict(options.get(name, {})))
-
-
-# ----------------------------------------------------------------------------- the comparison
-
-
-def blackbox(ctx: RunContext, items: Sequence[Item], edits: Sequence[Any], systems: Sequence[str]
-             ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, list[Completion]]]:
-    """Generation and probability results of bbedit (IKE) and its post-editor on the served model."""
-    from bbedit.scope.gate import load_gate
-
-    memory = build_memory(edits)
-    gate = load_gate(memory)
-    editor = make_editor(ctx.cfg)
-    routes, requests, answers, route_ms = editing.answer_all(ctx, items, memory, gate, editor, ["none", "bbedit"])
-    results: dict[str, dict[str, dict[str, float]]] = {"generation": {}, "probability": {}}
-    named = {"none_served": "none", "ike": "bbedit"}
-    if "postedit" in systems:
-        editing.post_edit_systems(ctx, items, ["none", "bbedit", "postedit"], memory, gate, routes, answers, route_ms)
-        named["postedit"] = "postedit"  # generation only: it does not change the model's probabilities
-    for label, s in named.items():
-        results["generation"][label] = editing.summarise(editing.score_generation(items, answers[s], answers["none"]))
-    for label, s in (("none_served", "none"), ("ike", "bbedit")):
-        results["probability"][label] = editing.summarise(editing.score_probability(ctx, items, requests[s]))
-    return results, {label: answers[s] for label, s in named.items()}
-
-
-def _case_items(items: Sequence[Item]) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = defaultdict(list)
-    for i, it in enumerate(items):
-        out[it.case.id].append(i)
-    return out
-
-
-def _fact(e: Any) -> list[str]:
-    """What identifies an edit in a cache key (not its creation time)."""
-    return [e.id, e.subject, e.prompt, e.target_new, e.target_old or ""]
-
-
-def shared_targets(ctx: RunContext, model: Any, cases: Sequence[Case], layer: int, cfg: Any, batch: int
-                   ) -> tuple[list[Any], float]:
-    """Target values at ``layer`` for each case's edit on the unedited model, ``batch`` edits per
-    optimisation (each edit's δ only sees its own rows, so batching changes nothing but speed);
-    returns them and the amortised seconds per edit optimised in this run (NaN when every one came from
-    the suite's cache, which keeps them so that a run resumes)."""
-    import torch
-    from tqdm import tqdm
-
-    from bbedit.evaluation.calls import CallCache
-    from bbedit.whitebox import Editing, Targets
-
-    ed = Editing(model)
-    out: list[Any] = []
-    spent, fresh = 0.0, 0
-    for b in tqdm(range(0, len(cases), batch), desc=f"targets at layer {layer}", mininterval=10):
-        chunk = [c.edits[0] for c in cases[b:b + batch]]
-        key = CallCache.key(f"targets:{ed.name}:{layer}:{cfg.key()}", [], {"edits": [_fact(e) for e in chunk]},
-                            whitebox_fingerprint())
-        found = ctx.cache.get(key)
-        if found is None:
-            t0 = time.perf_counter()
-            t = ed.targets(chunk, layer, cfg)
-            found = {"v": t.v.tolist(), "delta": t.delta.tolist(), "nll": t.nll, "steps": t.steps,
-                     "seconds": time.perf_counter() - t0}
-            ctx.cache.put(key, found)
-            spent, fresh = spent + float(found["seconds"]), fresh + len(chunk)  # never a time from the cache
-        v, d = torch.tensor(found["v"]), torch.tensor(found["delta"])
-        out += [Targets(layer, v[i:i + 1], d[i:i + 1], [found["nll"][i]], found["steps"]) for i in range(len(chunk))]
-    return out, spent / fresh if fresh else float("nan")
-
-
-def run(ctx: RunContext) -> dict[str, Any]:
-    """The comparison table: black-box systems and white-box methods on the same cases."""
-    from tqdm import tqdm
-
-    from bbedit.evaluation.calls import CallCache
-    from bbedit.whitebox import Editing, stats
-
-    cfg, opts = ctx.cfg, ctx.cfg.options
-    t_start = time.perf_counter()
-    data, _ = editing.load(ctx)
-    items = [Item(c, p) for c in data.cases for p in c.probes]
-    edits = data.edits()
-    max_tokens = int(opts.get("max_tokens", cfg.generation.get("max_tokens", 24)))
-    results, bb_answers = blackbox(ctx, items, edits, list(opts.get("blackbox", ["ike", "postedit"])))
-
-    model = local_model(ctx)
-    ed = Editing(model)
-    requests = [user(it.probe.text) for it in items]
-    key = CallCache.key(f"whitebox-base:{ed.name}:{max_tokens}", [], {"queries": [it.probe.text for it in items]},
-                        whitebox_fingerprint())
-    found = ctx.cache.get(key)
-    if found is None:
-        found = {"texts": [c.text for c in model.complete_many(requests, max_tokens=max_tokens)]}
-        ctx.cache.put(key, found)
-    base = [Completion(t) for t in found["texts"]]
-    results["generation"]["none_local"] = editing.summarise(editing.score_generation(items, base, base))
-    results["probability"]["none_local"] = editing.summarise(editing.score_probability(ctx, items, requests))
-    methods = [m for m in opts.get("methods", METHODS)]
-    made = {m: _make(m, opts.get("method_options", {})) for m in methods}
-
-    # key statistics, computed here (not read from the cache) so their time is measured
-    layers = sorted({layer for m in made.values() for layer in m.layers(ed) if m.name != "ft"})
-    s_cfg = next((m.config.stats for m in made.values() if hasattr(m.config, "stats")), None)
-    t0 = time.perf_counter()
-    if layers and s_cfg is not None:
-        stats.second_moments(ed, layers, s_cfg.corpus, s_cfg.n_tokens, cache=False)
-    stats_s = time.perf_counter() - t0
-
-    # one target optimisation per edit serves every method that optimises at the same layer
-    cases = data.cases
-    by_case = _case_items(items)
-    target_layers = {m: made[m].target_layer(ed) for m in methods}
-    shared: dict[int, tuple[list[Any], float]] = {}
-    for layer in sorted({la for la in target_layers.values() if la is not None}):
-        tcfg = next(made[m].config.targets for m in methods if target_layers[m] == layer)
-        shared[layer] = shared_targets(ctx, model, cases, layer, tcfg, int(opts.get("target_batch", 16)))
-
-    records: list[dict[str, Any]] = [{"case": it.case.id, "kind": it.probe.kind, "query": it.probe.text,
-                                      "answers": list(it.probe.answers[:2]), "old": list(it.probe.old_answers[:2]),
-                                      "none_served": bb_answers["none_served"][i].text,
-                                      "ike": bb_answers["ike"][i].text, "none_local": base[i].text}
-                                     for i, it in enumerate(items)]
-    timing: dict[str, dict[str, float]] = {}
-
-    chunk = int(opts.get("eval_batch", 16))
-    for m in methods:
-        meth = made[m]
-        layer = target_layers[m]
-        targets, target_s = shared.get(layer, ([], 0.0)) if layer is not None else ([], 0.0)
-        answers: list[Completion | None] = [None] * len(items)
-        prob: dict[str, list[float]] = defaultdict(list)
-        compute_s = []
-        for b in tqdm(range(0, len(cases), chunk), desc=f"{cfg.suite}: {m}", mininterval=10):
-            part = cases[b:b + chunk]
-            key = CallCache.key(f"whitebox:{ed.name}:{m}:{meth.config!r}:{max_tokens}", [],
-                                {"cases": [_fact(c.edits[0]) for c in part]}, whitebox_fingerprint())
-            found = ctx.cache.get(key)
-            if found is None:
-                found = evaluate_chunk(ctx, model, meth, part, [targets[i] for i in range(b, b + len(part))]
-                                       if targets else None, items, by_case, requests, max_tokens)
-                ctx.cache.put(key, found)
-                compute_s += found["compute_s"]  # times of chunks from the cache are not this run's
-            for k, v in found["prob"].items():
-                prob[k] += v
-            for i, text in zip(found["rows"], found["texts"], strict=True):
-                answers[i] = Completion(text)
-                records[i][m] = text
-        done = [a for a in answers if a is not None]
-        results["generation"][m] = editing.summarise(editing.score_generation(items, done, base))
-        results["probability"][m] = editing.summarise(prob)
-        mean_s = statistics.mean(compute_s) if compute_s else float("nan")
-        timing[m] = {"edit_s": target_s + mean_s, "target_s": target_s, "compute_s": mean_s}
-
-    rome_s = rome_single_edit(model, cases, opts) if "rome" in methods else []
-    headline: dict[str, float | int] = {"n_cases": len(cases), "n_queries": len(items)}
-    for proto, by_sys in results.items():
-        for s, summary in by_sys.items():
-            headline.update(_short(summary, proto, s))
-    for s, summary in results["generation"].items():
-        if "fluency" in summary:
-            headline[f"{s}_fluency"] = summary["fluency"]
-    for m, t in timing.items():
-        headline[f"{m}_s_per_edit"] = t["edit_s"]
-    if rome_s:
-        headline["rome_edit_s"] = statistics.median(rome_s)
-    headline["stats_s"] = stats_s
-    headline["stats_tokens"] = s_cfg.n_tokens if s_cfg is not None else 0
-    headline["wall_s"] = round(time.perf_counter() - t_start, 1)
-    return {"headline": headline, "results": results, "timing": timing, "rome_single_edit_s": rome_s,
-            "methods": methods, "stats_layers": layers, "model": ed.name, "records": records,
-            "method_options": {m: repr(made[m].config) for m in methods},
-            "gate_threshold": None}
-
-
-def evaluate_chunk(ctx: RunContext, model: Any, meth: Any, part: Sequence[Case], targets: Sequence[Any] | None,
-                   items: Sequence[Item], by_case: Mapping[str, list[int]], requests: Sequence[list[Message]],
-                   max_tokens: int) -> dict[str, Any]:
-    """Each case's edit computed and scored on the edited weights (probability protocol), then the
-    chunk's generation in one batch, each row as if its own case's edit were applied."""
-    from bbedit.whitebox import Editing, hooks
-
-    ed = Editing(model)
-    updates, rows, row_update, compute_s = [], [], [], []
-    prob: dict[str, list[float]] = defaultdict(list)
-    for j, case in enumerate(part):
-        t0 = time.perf_counter()
-        update = meth.compute(model, [case.edits[0]], targets=targets[j] if targets else None)
-        compute_s.append(time.perf_counter() - t0)
-        idx = by_case[case.id]
-        with hooks.apply_update(ed.lm, update):
-            per = editing.score_probability(ctx, [items[i] for i in idx], [requests[i] for i in idx], scorer=model,
-                                            progress=False)
-        for k, v in per.items():
-            prob[k] += v
-        updates.append(update)
-        rows += idx
-        row_update += [len(updates) - 1] * len(idx)
-    with hooks.per_row(ed.lm, updates, row_update):
-        got = model.complete_many([requests[i] for i in rows], max_tokens=max_tokens, batch=len(rows))
-    return {"rows": rows, "texts": [a.text for a in got], "prob": dict(prob), "compute_s": compute_s}
-
-
-def rome_single_edit(model: Any, cases: Sequence[Case], opts: Mapping[str, Any], n: int = 5) -> list[float]:
-    """Seconds of one ROME edit end to end (targets, key, update, weights changed), statistics cached;
-    each is undone after."""
-    out = []
-    meth = _make("rome", opts.get("method_options", {}))
-    for case in cases[:n]:
-        t0 = time.perf_counter()
-        handle = meth.apply(model, [case.edits[0]])
-        out.append(time.perf_counter() - t0)
-        handle.undo()
-    return out
-
-
-def report(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) -> str:
-    if cfg.task == "whitebox_sequential":
-        return sequential_report(cfg, out, folder)
-    h = out["headline"]
-    res = out["results"]
-    systems = [s for s in ("none_served", "ike", "postedit", "none_local", *out["methods"])
-               if s in res["generation"] or s in res["probability"]]
-    rows = []
-    for s in systems:
-        g, p = res["generation"].get(s, {}), res["probability"].get(s, {})
-        rows.append([LABELS.get(s, s), *(g.get(k, "–") for k in SHORT), *(p.get(k, "–") for k in SHORT),
-                     g.get("fluency", "–"), h.get(f"{s}_s_per_edit", "–")])
-    table = md_table(["system", "ES gen ↑", "PS gen ↑", "NS gen ↑", "ES prob ↑", "PS prob ↑", "NS prob ↑",
-                      "fluency ↑", "s / edit"], rows)
-    _compare_plot(folder / "whitebox-compare.png", res, systems)
-    timing = out.get("timing", {})
-    trows = [[LABELS.get(m, m), t["target_s"], t["compute_s"], t["edit_s"]] for m, t in timing.items()]
-    lines = [
-        f"# {cfg.suite}", "", cfg.description.strip(), "",
-        f"{h['n_cases']} CounterFact cases, {h['n_queries']} queries (prompt, paraphrase, neighbourhood prompt). "
-        f"Model: {out.get('model')} (served by llama.cpp for the black-box systems, the same GGUF dequantised "
-        "with transformers for the white-box ones). White-box edits are applied one case at a time and undone.", "",
-        table, "", "![comparison](whitebox-compare.png)", "",
-        "ES/PS/NS: efficacy, paraphrase (generalisation) and neighbourhood (locality) success. Generation: the "
-        "greedy chat answer says the new target and not the old one; neighbours: the answer equals the unedited "
-        "model's (its own side: served or local). Probability: the new target is more likely than the old one as the "
-        "start of the reply; neighbours: the true answer stays more likely than the new target. The post-editor does "
-        "not change the model's probabilities, so the probability protocol does not apply to it (–). Fluency: "
-        "weighted n-gram entropy of the answers.", "",
-        f"## Time per edit ({cores_text(out)})", "",
-        md_table(["method", "targets (s, amortised)", "update (s)", "total (s)"], trows), "",
-        "Targets (v*/z*) are optimised once per edit at the last critical layer and shared by ROME, MEMIT, "
-        f"AlphaEdit and AlphaEdit+BLUE, {cfg.options.get('target_batch', 16)} edits per optimisation.",
-    ]
-    if out.get("rome_single_edit_s"):
-        lines += ["", f"A single ROME edit end to end (targets, key, update), statistics cached: median "
-                      f"{h['rome_edit_s']:.2f} s over {len(out['rome_single_edit_s'])} edits "
-                      f"({', '.join(f'{x:.2f}' for x in out['rome_single_edit_s'])} s)."]
-    lines += ["", f"Key statistics for layers {out.get('stats_layers')}: {h.get('stats_tokens')} tokens in "
-                  f"{h['stats_s']:.1f} s (computed once per model and corpus, then cached)."]
-    return "\n".join(lines)
-
-
-def _compare_plot(path: Path, res: Mapping[str, Any], systems: Sequence[str]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    cols = [("generation", k) for k in SHORT] + [("probability", k) for k in SHORT]
-    x = np.arange(len(cols))
-    shown = [s for s in systems if not s.startswith("none")]
-    w = 0.8 / max(len(shown), 1)
-    fig, ax = plt.subplots(figsize=(10, 3.8))
-    for i, s in enumerate(shown):
-        vals = [res[p].get(s, {}).get(k, float("nan")) for p, k in cols]
-        ax.bar(x + i * w - 0.4 + w / 2, vals, w, label=LABELS.get(s, s))
-    ax.set_xticks(x, [f"{SHORT[k].upper()} {'gen' if p == 'generation' else 'prob'}" for p, k in cols])
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_title("Black-box vs white-box editing, same cases, same weights", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-# ----------------------------------------------------------------------------- sequential editing
 
 
 # the choices a general probe's gold answer is among, and its index: the question comes from the general suite
@@ -369,7 +47,7 @@ CHOICES: dict[str, tuple[list[str], Any]] = {
 def general_probes(ctx: RunContext, n: Mapping[str, int]) -> list[tuple[str, list[Message], list[str], int]]:
     """(task, messages, choices, gold index) for MMLU, SST-2 and BoolQ: the first ``n[task]`` items, asked
     as the ``general`` suite asks them."""
-    from bbedit.evaluation import general
+    from bbedit.evaluation.tasks import general
     from bbedit.memory import formats
 
     out = []
@@ -406,7 +84,7 @@ def heldout_texts(ctx: RunContext, n: int, skip: int) -> list[str]:
     """``n`` distinct Wikipedia passages for a perplexity probe: BoolQ's, after the ``skip`` records the
     BoolQ probe asks about, and none that the file's second half also holds (the key statistics read the
     file from its end: 100k tokens are about a fifth of it)."""
-    from bbedit.evaluation import general
+    from bbedit.evaluation.tasks import general
     from bbedit.whitebox import stats
 
     # read as the statistics read it, so the exclusion compares the same texts
@@ -473,8 +151,7 @@ def run_sequential(ctx: RunContext) -> dict[str, Any]:
     checkpoints = sorted({int(c) for c in opts.get("checkpoints", [0, 100, 500, 1000]) if int(c) <= len(cases)})
     n_probe = int(opts.get("probe_cases", 30))
     general = general_probes(ctx, dict(opts.get("general", {"mmlu": 30, "sst2": 30, "boolq": 30})))
-    batches = {"ft": 1, "rome": 1, "memit": 100, "alphaedit": 100, "alphaedit_blue": 100, "memit_blue": 100,
-               **opts.get("batch", {})}
+    batches = {**default_batches(), **opts.get("batch", {})}
     n_heldout = int(opts.get("heldout_texts", 100))
     heldout = heldout_texts(ctx, n_heldout, skip=len([g for g in general if g[0] == "boolq"])) if n_heldout else []
     model = local_model(ctx)
@@ -483,7 +160,7 @@ def run_sequential(ctx: RunContext) -> dict[str, Any]:
     start = measure(ctx, model, cases, probe_sample(0, n_probe, len(cases)), general, heldout=heldout)
     shared: dict[tuple[int, str], tuple[list[Any], float]] = {}
     target_s: dict[str, float] = {}
-    for m in opts.get("methods", METHODS):
+    for m in opts.get("methods", default_methods()):
         meth = _make(m, opts.get("method_options", {}))
         meth.statistics(model)
         names = [ed.down(layer) for layer in meth.layers(ed)]
@@ -549,7 +226,7 @@ def run_sequential(ctx: RunContext) -> dict[str, Any]:
     return {"headline": headline, "curves": curves, "checkpoints": checkpoints, "batches": batches,
             "model": ed.name, "targets": mode, "n_heldout_texts": len(heldout),
             "method_options": {m: repr(_make(m, opts.get("method_options", {})).config)
-                               for m in opts.get("methods", METHODS)}}
+                               for m in opts.get("methods", default_methods())}}
 
 
 class SequentialState:
@@ -650,12 +327,12 @@ def blackbox_curve(ctx: RunContext, model: Any, cases: Sequence[Case], checkpoin
                    general: Sequence[Any], start: Mapping[str, float]) -> list[dict[str, float]]:
     """bbedit with the same edits in memory: every probe is routed by the gate and scored on the
     messages bbedit would send, with the same local weights (unchanged)."""
+    from bbedit.evaluation.systems import ScoringOnlyBackend, Systems
     from bbedit.memory.memory import EditMemory
-    from bbedit.scope.gate import load_gate
 
     editor = make_editor(ctx.cfg)
     memory = EditMemory(None)
-    gate = load_gate(memory)
+    bbedit = Systems(memory).model("bbedit", ScoringOnlyBackend(), editor)  # the gate loaded once, as before
     curve = [{"n_edits": 0, **start, "edit_s_total": 0.0}]
     added, spent = 0, 0.0
     for c in checkpoints:
@@ -667,10 +344,11 @@ def blackbox_curve(ctx: RunContext, model: Any, cases: Sequence[Case], checkpoin
         added = c
         sample = probe_sample(added, n_probe, len(cases))
         items = [Item(cases[i], p) for i in sample for p in cases[i].probes]
-        routes, _ = route_all("bbedit", [it.probe.text for it in items], memory, gate)
-        by_text = {it.probe.text: request(editor, it.probe.text, r) for it, r in zip(items, routes, strict=True)}
-        g_routes, _ = route_all("bbedit", [str(g[1][0]["content"]) for g in general], memory, gate)
-        g_msgs = [request(editor, str(g[1][0]["content"]), r) for g, r in zip(general, g_routes, strict=True)]
+        routes, _ = route(bbedit, [it.probe.text for it in items])
+        by_text = {it.probe.text: bbedit.request_messages(user(it.probe.text), r)
+                   for it, r in zip(items, routes, strict=True)}
+        g_routes, _ = route(bbedit, [str(g[1][0]["content"]) for g in general])
+        g_msgs = [bbedit.request_messages(g[1], r) for g, r in zip(general, g_routes, strict=True)]
         point = measure(ctx, model, cases, sample, general, messages=lambda it, m=by_text: m[it.probe.text],
                         gen_messages=g_msgs)
         point["general_routed"] = sum(1 for r in g_routes if r.edit is not None) / max(len(g_routes), 1)
@@ -692,7 +370,7 @@ def sequential_report(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) ->
     rows = []
     for m, curve in curves.items():
         for p in curve:
-            rows.append([LABELS.get(m, m), p["n_edits"], *(p.get(k, "–") for k in metrics)])
+            rows.append([label(m), p["n_edits"], *(p.get(k, "–") for k in metrics)])
     b = out.get("batches", {})
     n_held = out.get("n_heldout_texts", 0)
     lines = [
@@ -700,7 +378,7 @@ def sequential_report(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) ->
         "![curves](whitebox-sequential.png)", "",
         md_table(["system", "edits", "ES prob ↑", "PS prob ↑", "NS prob ↑", "MMLU ↑", "SST-2 ↑", "BoolQ ↑",
                   "gold p ↑", "perplexity ↓", "editing time so far (s)"], rows), "",
-        f"Batches: {', '.join(f'{LABELS.get(k, k)} {v}' for k, v in b.items() if k in curves)}. "
+        f"Batches: {', '.join(f'{label(k)} {v}' for k, v in b.items() if k in curves)}. "
         f"ES/PS/NS on {out['headline']['n_probe_cases']} cases spread over the edits applied so far; general probes: "
         f"{out['headline']['n_general_probes']} items (MMLU, SST-2, BoolQ), the gold choice being the most likely "
         "start of the reply; *gold p* is the gold choice's probability among the choices, averaged over the "
@@ -721,7 +399,7 @@ def sequential_report(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) ->
                   "current model before each batch (`targets: fresh`). The time per edit includes the amortised "
                   "target time.", ""]
     if out.get("method_options"):
-        lines += ["Method configurations:", "", *(f"- {LABELS.get(m, m)}: `{c}`" for m, c in out["method_options"].items())]
+        lines += ["Method configurations:", "", *(f"- {label(m)}: `{c}`" for m, c in out["method_options"].items())]
     return "\n".join(lines)
 
 
@@ -739,7 +417,7 @@ def _curve_plot(path: Path, curves: Mapping[str, Sequence[Mapping[str, float]]],
         for m, curve in curves.items():
             pts = [(max(p["n_edits"], 1), p[k]) for p in curve if k in p and not (k == "edit_s_total" and not p[k])]
             if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", label=LABELS.get(m, m),
+                ax.plot(*zip(*pts, strict=True), marker="o", label=label(m),
                         linestyle="--" if m == "ike" else "-")
         ax.set_xscale("log")
         ax.set_title(titles.get(k, k))
@@ -759,4 +437,11 @@ def _curve_plot(path: Path, curves: Mapping[str, Sequence[Mapping[str, float]]],
     plt.close(fig)
 
 
-__all__ = ["METHODS", "report", "run", "run_sequential"]
+def default_batches() -> dict[str, int]:
+    """Edits per update of each registered method when edits are applied in sequence."""
+    from bbedit.whitebox.registry import method_names, method_spec
+
+    return {m: method_spec(m).batch for m in method_names()}
+
+
+TASK = FunctionTask("whitebox_sequential", run_sequential, sequential_report)
