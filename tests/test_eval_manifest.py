@@ -226,8 +226,8 @@ def test_overlap_counts_on_small_files(tmp_path: Path) -> None:
 def test_rejudge_recomputes_an_editing_run_from_its_records(tmp_path: Path) -> None:
     from bbedit.errors import ConfigError
     from bbedit.evaluation import rejudge
-    from bbedit.evaluation.tasks import editing
     from bbedit.evaluation.harness import RunContext, SuiteConfig
+    from bbedit.evaluation.tasks import editing
     from tests.test_eval_cases import CF_FLAT, write
 
     case = {**CF_FLAT[0], "target_new": "US", "ground_truth": "French"}

@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from bbedit.cli.common import default_memory_dir, mem_opt, open_memory
-from bbedit.whitebox.registry import method_names
+from bbedit.whitebox.registry import method_names, method_spec
 
 log = logging.getLogger("bbedit")
 
@@ -96,15 +96,16 @@ def cmd_whitebox(args: argparse.Namespace) -> int:
         raise ConfigError(f"no active edit with id(s) {', '.join(sorted(missing))} in {memory.path}")
     if not edits:
         raise ConfigError(f"memory {memory.path} has no active edits to apply")
+    spec = method_spec(args.method)
     options: dict[str, Any] = {}
-    if args.method != "ft":
+    if spec.load().uses_key_statistics:
         options["stats"] = {"corpus": args.corpus, "n_tokens": args.stats_tokens}
     method = make_method(args.method, **options)
     before = {q: model.generate([{"role": "user", "content": q}], max_tokens=args.max_tokens) for q in questions}
     t0 = time.perf_counter()
     method.statistics(model)
     stats_s = time.perf_counter() - t0
-    batch = args.batch or (100 if args.method in ("memit", "alphaedit", "memit_blue", "alphaedit_blue") else 1)
+    batch = args.batch or spec.batch
     t0 = time.perf_counter()
     for b in range(0, len(edits), batch):
         method.apply(model, edits[b:b + batch])
@@ -187,7 +188,7 @@ def register(sub: Any) -> None:
     a = wsub.add_parser("apply", help="apply the memory's active edits to the local model's weights")
     a.add_argument("--method", required=True, choices=method_names())
     a.add_argument("--ids", nargs="*", default=None, help="only these edit ids (default: every active edit)")
-    a.add_argument("--batch", type=int, default=None, help="edits per update (default: 100 for MEMIT/AlphaEdit, else 1)")
+    a.add_argument("--batch", type=int, default=None, help="edits per update (default: the method's registered batch: 100 for MEMIT/AlphaEdit, else 1)")
     a.add_argument("--corpus", default=None, help="text for the key statistics: .txt, .json/.jsonl or a folder "
                                                   "(default: BoolQ passages when present, else model samples)")
     a.add_argument("--stats-tokens", type=int, default=100_000, help="corpus tokens for the statistics")

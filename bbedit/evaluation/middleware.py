@@ -2,6 +2,9 @@
 
 Every proxy here is a real ``bbedit serve`` process (``python -m bbedit.cli serve``) in front of the
 embedded llama.cpp server with SmolLM2, driven over HTTP; the crash test kills it with SIGKILL.
+
+Over 500 lines on purpose: the five phases share one set of running servers, clients and timing helpers,
+and each phase is a short function next to the others; split, they would pass that state around.
 """
 
 from __future__ import annotations

@@ -178,8 +178,8 @@ def _whitebox(ctx: Any, out: dict[str, Any], ch: _Changes) -> None:
 def _general(ctx: Any, out: dict[str, Any], ch: _Changes) -> None:
     """General-ability probes: each stored answer judged again with its task's judge (NQ-open's is
     containment of any gold answer; the others read a label or a number and do not change)."""
-    from bbedit.evaluation import general
     from bbedit.evaluation.harness import system_prefix
+    from bbedit.evaluation.tasks import general
     from bbedit.memory import formats
 
     opts = ctx.cfg.options

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from bbedit.evaluation.harness import RunContext, SuiteConfig

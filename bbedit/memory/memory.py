@@ -1,4 +1,8 @@
-"""EditMemory: the store of fact updates, searchable by meaning and by subject name."""
+"""EditMemory: the store of fact updates, searchable by meaning and by subject name.
+
+Slightly over 500 lines: EditMemory is one class whose reads, writes, supersede and reload share a lock
+and the in-process index; its helpers already live in retrieval.py, files.py and store.py.
+"""
 
 from __future__ import annotations
 
