@@ -50,7 +50,7 @@ def chain_edits(question: str, first: Edit | None, by_subject: dict[tuple[str, .
         nxt = [e for e in by_subject.get(name_key(chain[-1].target_new), []) if e.id not in seen]
         if not nxt:
             break
-        vecs = np.asarray(memory.embedder.embed([e.prompt for e in nxt]))
+        vecs = np.stack([memory.edit_vectors(e)[0] for e in nxt])  # the stored prompt embeddings
         best = nxt[int(np.argmax(vecs @ qv))]
         chain.append(best)
         seen.add(best.id)
