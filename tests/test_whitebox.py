@@ -330,6 +330,7 @@ def test_pipeline_runs_on_the_local_model(model, memory) -> None:  # type: ignor
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # two methods, three checkpoints and a resume: about 5 min idle, up to 17 on busy cores
 def test_sequential_suite_shares_targets_and_resumes(tmp_path: Path) -> None:
     """The sequential benchmark on four tiny edits: targets optimised once and shared by two methods,
     every checkpoint measured for each method and for bbedit, and a rerun resumes from the saved states."""
