@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "scope-cross"  # shipped under models/ (bbedit/_data/models in the wheel)
 HEAD_FILE = "head.safetensors"
-MAX_LENGTH = 96
+MAX_LENGTH = 64
 
 
 def edit_text(prompt: str, subject: str, aliases: Sequence[str] = ()) -> str:

