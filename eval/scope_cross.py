@@ -93,19 +93,38 @@ def mquake(data: Path, n: int) -> tuple[EditMemory, list[LabelledQuery], dict[st
     edits = ds.edits()
     keep = set(_sample(len(ds.cases), n))
     qs: list[LabelledQuery] = []
+    edited = {norm(rw.get("question", "")) for rec in raw for rw in rec["requested_rewrite"]}
+    edited |= {norm(p.text) for c in ds.cases for p in c.probes if p.kind == "reliability"}
     for i, (c, rec) in enumerate(zip(ds.cases, raw, strict=True)):
         if i not in keep:
             continue
-        edited = {norm(rw.get("question", "")) for rw in rec["requested_rewrite"]}
         for p in c.probes:
             if p.kind == "reliability":
                 ids = frozenset(e.id for e in c.edits if e.target_new == p.answers[0] and e.subject in p.text)
                 qs.append(LabelledQuery(p.text, ids, "single_hop_edited", i))
-                edited.add(norm(p.text))
         for hop in rec.get("single_hops") or []:
             if norm(hop["question"]) not in edited:
                 qs.append(LabelledQuery(hop["question"], frozenset(), "single_hop_unedited", i))
     return _memory(edits), qs, {"cases_sampled": len(keep), "edits": len(edits)}
+
+
+def same_fact_ids(memory: EditMemory, qs: Sequence[LabelledQuery]) -> tuple[list[LabelledQuery], int]:
+    """Each in-scope query is right for every stored edit of the same subject and prompt (datasets
+    repeat facts under several ids: MQuAKE's shared hops, PostEdit's edit sets). Returns the queries
+    and how many gained ids."""
+    by_key: dict[tuple[str, str], set[str]] = {}
+    for e in memory.list():
+        by_key.setdefault((norm(e.subject), norm(e.prompt)), set()).add(e.id)
+    out, grown = [], 0
+    for q in qs:
+        ids = set(q.edit_ids)
+        for eid in q.edit_ids:
+            if eid in memory:
+                e = memory.get(eid)
+                ids |= by_key.get((norm(e.subject), norm(e.prompt)), set())
+        grown += len(ids) > len(q.edit_ids)
+        out.append(LabelledQuery(q.text, frozenset(ids), q.kind, q.case))
+    return out, grown
 
 
 def nq_queries(data: Path, n: int) -> list[LabelledQuery]:
@@ -149,6 +168,86 @@ def main(argv: Sequence[str] | None = None) -> Path:
     sets: dict[str, Any] = {}
     timings: dict[str, float] = {}
     cross_curve: dict[str, list[list[float]]] = {}
+    def finish() -> Path:
+        headline: dict[str, float] = {}
+        for name, r in sets.items():
+            if name == "nq":
+                continue
+            headline[f"{name}_precision"] = r["cross"]["precision"]
+            headline[f"{name}_recall"] = r["cross"]["recall"]
+            for g in ("learned", "cosine"):
+                key = g if g != "cosine" else "similarity"
+                headline[f"{name}_{g}_precision"] = r[key]["precision"]
+                headline[f"{name}_{g}_recall"] = r[key]["recall"]
+        if "nq" in sets:
+            headline["nq_false_trigger_rate"] = sets["nq"]["cross"]["false_trigger_rate"]
+            headline["nq_false_trigger_rate_learned"] = sets["nq"]["learned"]["false_trigger_rate"]
+            headline["nq_false_trigger_rate_cosine"] = sets["nq"]["similarity"]["false_trigger_rate"]
+            headline["route_p50_ms_10k"] = timings["route_p50_ms_cross"]
+            headline["route_p50_ms_10k_learned"] = timings["route_p50_ms_learned"]
+            headline["encode_p50_ms"] = timings["encode_p50_ms"]
+        wall = time.perf_counter() - t0
+        headline["wall_s"] = wall
+        rows = []
+        for name, r in sets.items():
+            if name == "nq":
+                continue
+            i = r["info"]
+            rows.append([name, i["edits"], i["queries"], *(f"{r[g]['precision']:.3f} / {r[g]['recall']:.3f}"
+                                                             for g in ("learned", "similarity", "cross"))])
+        kind_rows = []
+        for name, r in sets.items():
+            if name == "nq":
+                continue
+            for k in r["cross"]["per_kind"]:
+                kind_rows.append([name, k, r["cross"]["per_kind"][k]["n"],
+                                  *(f"{r[g]['per_kind'][k]['handled_right']:.3f}" for g in ("learned", "similarity", "cross"))])
+        nq_row = ""
+        if "nq" in sets:
+            nq_row = (f"NQ-open false triggers ({sets['nq']['cross']['n']} questions, CounterFact's "
+                      f"{sets['counterfact']['info']['edits']} edits in memory): learned "
+                      f"{sets['nq']['learned']['false_trigger_rate']:.3f}, cosine "
+                      f"{sets['nq']['similarity']['false_trigger_rate']:.3f}, cross "
+                      f"{sets['nq']['cross']['false_trigger_rate']:.3f}.\n\n"
+                      f"Routing p50 per query (retrieval + gate, 10k edits, one query at a time, 2 shared cores): "
+                      f"cross {timings['route_p50_ms_cross']:.1f} ms, learned {timings['route_p50_ms_learned']:.1f} ms, "
+                      f"cosine {timings['route_p50_ms_similarity']:.1f} ms; one bare MiniLM encode "
+                      f"{timings['encode_p50_ms']:.1f} ms (same run).")
+        thr = {g: sets[next(iter(sets))][g]["threshold"] for g in ("learned", "similarity", "cross")}
+        curve_rows = [[name, *[f"{p:.3f}/{r:.3f}" for _, p, r in c]] for name, c in cross_curve.items()]
+        report = f"""# Scope gates on the shared evaluation sets: learned vs cosine vs cross-encoder
+
+    Evaluation only: nothing here fed training or a threshold. Thresholds: learned {thr['learned']:.3f} (its
+    shipped one), cosine {thr['similarity']:.2f} (fixed), cross {thr['cross']:.3f} (chosen on the training-derived
+    dev split). Every set keeps all its edits in memory; queries come from a seeded sample of {a.cases} cases per
+    set (PostEdit: all queries of {a.cases} sampled edits). A query counts as a true positive only when the gate accepts a right edit.
+    In scope: CounterFact prompt/rephrase (a locality prompt whose subject has an edit of the same relation is
+    in scope of that edit), zsRE src/rephrase, KnowEdit prompt/rephrase, PostEdit naive/paraphrase, MQuAKE
+    single hops of edited facts. Out of scope: CounterFact locality, zsRE loc (NQ), KnowEdit
+    Relation_Specificity, PostEdit neighbor, MQuAKE single hops no edit rewrote.
+
+    Precision / recall:
+
+    {md_table(["set", "edits", "queries", "learned", "cosine 0.80", "cross"], rows)}
+
+    {nq_row}
+
+    Per kind (share handled right: in-scope kinds accepted with a right edit, out-of-scope kinds rejected):
+
+    {md_table(["set", "kind", "n", "learned", "cosine", "cross"], kind_rows)}
+
+    Cross gate precision/recall against its threshold:
+
+    {md_table(["set", "0.05", "0.1", "0.2", "0.3", "0.5", "0.7", "0.9", "0.95"], curve_rows)}
+
+    Wall time: {wall:.0f} s.
+    """
+        return write_results("scope-cross", headline, {"sets": sets, "timings": timings, "cross_curve": cross_curve,
+                                                       "args": vars(a)}, report,
+                             f"PYTHONPATH=. python eval/scope_cross.py --cases {a.cases} --nq {a.nq}",
+                             root=Path(a.out) if a.out else None)
+
+
     for name in a.sets.split(","):
         ts = time.perf_counter()
         if name == "counterfact":
@@ -166,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         else:
             raise SystemExit(f"unknown set {name}")
         gates = _gates(mem, a.model)
+        qs, grown = same_fact_ids(mem, qs)
+        info["queries_right_for_duplicate_edits"] = grown
         missing = sum(1 for q in qs if q.in_scope and not any(e in mem for e in q.edit_ids))
         log.info("%s: %d edits, %d queries (%d in scope, %d with no edit in memory)", name, len(mem), len(qs),
                  sum(q.in_scope for q in qs), missing)
@@ -186,83 +287,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         timings[f"{name}_s"] = time.perf_counter() - ts
         log.info("%s done in %.0f s: %s", name, timings[f"{name}_s"],
                  {g: (round(res[g]["precision"], 3), round(res[g]["recall"], 3)) for g in res})
-    headline: dict[str, float] = {}
-    for name, r in sets.items():
-        if name == "nq":
-            continue
-        headline[f"{name}_precision"] = r["cross"]["precision"]
-        headline[f"{name}_recall"] = r["cross"]["recall"]
-        for g in ("learned", "cosine"):
-            key = g if g != "cosine" else "similarity"
-            headline[f"{name}_{g}_precision"] = r[key]["precision"]
-            headline[f"{name}_{g}_recall"] = r[key]["recall"]
-    if "nq" in sets:
-        headline["nq_false_trigger_rate"] = sets["nq"]["cross"]["false_trigger_rate"]
-        headline["nq_false_trigger_rate_learned"] = sets["nq"]["learned"]["false_trigger_rate"]
-        headline["nq_false_trigger_rate_cosine"] = sets["nq"]["similarity"]["false_trigger_rate"]
-        headline["route_p50_ms_10k"] = timings["route_p50_ms_cross"]
-        headline["route_p50_ms_10k_learned"] = timings["route_p50_ms_learned"]
-        headline["encode_p50_ms"] = timings["encode_p50_ms"]
-    wall = time.perf_counter() - t0
-    headline["wall_s"] = wall
-    rows = []
-    for name, r in sets.items():
-        if name == "nq":
-            continue
-        i = r["info"]
-        rows.append([name, i["edits"], i["queries"], *(f"{r[g]['precision']:.3f} / {r[g]['recall']:.3f}"
-                                                         for g in ("learned", "similarity", "cross"))])
-    kind_rows = []
-    for name, r in sets.items():
-        if name == "nq":
-            continue
-        for k in r["cross"]["per_kind"]:
-            kind_rows.append([name, k, r["cross"]["per_kind"][k]["n"],
-                              *(f"{r[g]['per_kind'][k]['handled_right']:.3f}" for g in ("learned", "similarity", "cross"))])
-    nq_row = ""
-    if "nq" in sets:
-        nq_row = (f"NQ-open false triggers ({sets['nq']['cross']['n']} questions, CounterFact's "
-                  f"{sets['counterfact']['info']['edits']} edits in memory): learned "
-                  f"{sets['nq']['learned']['false_trigger_rate']:.3f}, cosine "
-                  f"{sets['nq']['similarity']['false_trigger_rate']:.3f}, cross "
-                  f"{sets['nq']['cross']['false_trigger_rate']:.3f}.\n\n"
-                  f"Routing p50 per query (retrieval + gate, 10k edits, one query at a time, 2 shared cores): "
-                  f"cross {timings['route_p50_ms_cross']:.1f} ms, learned {timings['route_p50_ms_learned']:.1f} ms, "
-                  f"cosine {timings['route_p50_ms_similarity']:.1f} ms; one bare MiniLM encode "
-                  f"{timings['encode_p50_ms']:.1f} ms (same run).")
-    thr = {g: sets[next(iter(sets))][g]["threshold"] for g in ("learned", "similarity", "cross")}
-    curve_rows = [[name, *[f"{p:.3f}/{r:.3f}" for _, p, r in c]] for name, c in cross_curve.items()]
-    report = f"""# Scope gates on the shared evaluation sets: learned vs cosine vs cross-encoder
-
-Evaluation only: nothing here fed training or a threshold. Thresholds: learned {thr['learned']:.3f} (its
-shipped one), cosine {thr['similarity']:.2f} (fixed), cross {thr['cross']:.3f} (chosen on the training-derived
-dev split). Every set keeps all its edits in memory; queries come from a seeded sample of {a.cases} cases per
-set (PostEdit: all queries of {a.cases} sampled edits). A query counts as a true positive only when the gate accepts a right edit.
-In scope: CounterFact prompt/rephrase (a locality prompt whose subject has an edit of the same relation is
-in scope of that edit), zsRE src/rephrase, KnowEdit prompt/rephrase, PostEdit naive/paraphrase, MQuAKE
-single hops of edited facts. Out of scope: CounterFact locality, zsRE loc (NQ), KnowEdit
-Relation_Specificity, PostEdit neighbor, MQuAKE single hops no edit rewrote.
-
-Precision / recall:
-
-{md_table(["set", "edits", "queries", "learned", "cosine 0.80", "cross"], rows)}
-
-{nq_row}
-
-Per kind (share handled right: in-scope kinds accepted with a right edit, out-of-scope kinds rejected):
-
-{md_table(["set", "kind", "n", "learned", "cosine", "cross"], kind_rows)}
-
-Cross gate precision/recall against its threshold:
-
-{md_table(["set", "0.05", "0.1", "0.2", "0.3", "0.5", "0.7", "0.9", "0.95"], curve_rows)}
-
-Wall time: {wall:.0f} s.
-"""
-    return write_results("scope-cross", headline, {"sets": sets, "timings": timings, "cross_curve": cross_curve,
-                                                   "args": vars(a)}, report,
-                         f"PYTHONPATH=. python eval/scope_cross.py --cases {a.cases} --nq {a.nq}",
-                         root=Path(a.out) if a.out else None)
+        finish()  # results so far, in case a later set fails
+    return finish()
 
 
 if __name__ == "__main__":

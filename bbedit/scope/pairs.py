@@ -419,7 +419,7 @@ class _Generator:
                 break
         # generic questions about other things (sometimes sharing a word with the prompt)
         if rng.random() < 0.35:
-            share = [q for t in _content(prompt) for q in self.generic_by_token.get(t, [])[:50]]
+            share = [q for t in sorted(_content(prompt)) for q in self.generic_by_token.get(t, [])[:50]]
             add(rng.choice(share) if share and rng.random() < 0.5 else rng.choice(self.generic), 0, "generic")
         return out
 
