@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bbedit.evaluation.cases import load_dataset
-from bbedit.evaluation.report import DATA_ROOT, md_table, write_results
+from bbedit.evaluation.report import DATA_ROOT, RESULTS_ROOT, md_table, write_results
 from bbedit.evaluation.scope_bench import judge_many, knowedit_queries, metrics
 from bbedit.memory.memory import EditMemory
 from bbedit.routing import Router
@@ -62,7 +62,7 @@ def counterfact(data: Path, n: int) -> tuple[EditMemory, list[LabelledQuery], di
 
 
 def from_dataset(path: Path, n: int | None, kinds: dict[str, bool]) -> tuple[EditMemory, list[LabelledQuery], dict[str, Any]]:
-    ds = load_dataset(path)
+    ds = load_dataset(path, on_error="skip")  # PostEdit's zsRE edit set has records with empty targets
     edits = ds.edits()
     keep = set(_sample(len(ds.cases), n)) if n is not None else set(range(len(ds.cases)))
     qs = []
@@ -161,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     ap.add_argument("--latency", type=int, default=200)
     ap.add_argument("--model", default=None, help="cross-encoder folder (default: the shipped one)")
     ap.add_argument("--out", default=None, help="results root (default: eval/results)")
+    ap.add_argument("--resume", action="store_true", help="keep the sets already in results.json")
     ap.add_argument("--sets", default="counterfact,zsre,knowedit,postedit_counterfact,postedit_zsre,mquake")
     a = ap.parse_args(argv)
     data = Path(a.data)
@@ -168,6 +169,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     sets: dict[str, Any] = {}
     timings: dict[str, float] = {}
     cross_curve: dict[str, list[list[float]]] = {}
+    old = (Path(a.out) if a.out else RESULTS_ROOT) / "scope-cross" / "results.json"
+    if a.resume and old.exists():
+        prev = json.loads(old.read_text())
+        sets.update(prev["sets"])
+        timings.update(prev["timings"])
+        cross_curve.update(prev["cross_curve"])
     def finish() -> Path:
         headline: dict[str, float] = {}
         for name, r in sets.items():
