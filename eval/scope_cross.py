@@ -224,31 +224,31 @@ def main(argv: Sequence[str] | None = None) -> Path:
         curve_rows = [[name, *[f"{p:.3f}/{r:.3f}" for _, p, r in c]] for name, c in cross_curve.items()]
         report = f"""# Scope gates on the shared evaluation sets: learned vs cosine vs cross-encoder
 
-    Evaluation only: nothing here fed training or a threshold. Thresholds: learned {thr['learned']:.3f} (its
-    shipped one), cosine {thr['similarity']:.2f} (fixed), cross {thr['cross']:.3f} (chosen on the training-derived
-    dev split). Every set keeps all its edits in memory; queries come from a seeded sample of {a.cases} cases per
-    set (PostEdit: all queries of {a.cases} sampled edits). A query counts as a true positive only when the gate accepts a right edit.
-    In scope: CounterFact prompt/rephrase (a locality prompt whose subject has an edit of the same relation is
-    in scope of that edit), zsRE src/rephrase, KnowEdit prompt/rephrase, PostEdit naive/paraphrase, MQuAKE
-    single hops of edited facts. Out of scope: CounterFact locality, zsRE loc (NQ), KnowEdit
-    Relation_Specificity, PostEdit neighbor, MQuAKE single hops no edit rewrote.
+Evaluation only: nothing here fed training or a threshold. Thresholds: learned {thr['learned']:.3f} (its
+shipped one), cosine {thr['similarity']:.2f} (fixed), cross {thr['cross']:.3f} (chosen on the training-derived
+dev split). Every set keeps all its edits in memory; queries come from a seeded sample of {a.cases} cases per
+set (PostEdit: all queries of {a.cases} sampled edits). A query counts as a true positive only when the gate accepts a right edit.
+In scope: CounterFact prompt/rephrase (a locality prompt whose subject has an edit of the same relation is
+in scope of that edit), zsRE src/rephrase, KnowEdit prompt/rephrase, PostEdit naive/paraphrase, MQuAKE
+single hops of edited facts. Out of scope: CounterFact locality, zsRE loc (NQ), KnowEdit
+Relation_Specificity, PostEdit neighbor, MQuAKE single hops no edit rewrote.
 
-    Precision / recall:
+Precision / recall:
 
-    {md_table(["set", "edits", "queries", "learned", "cosine 0.80", "cross"], rows)}
+{md_table(["set", "edits", "queries", "learned", "cosine 0.80", "cross"], rows)}
 
-    {nq_row}
+{nq_row}
 
-    Per kind (share handled right: in-scope kinds accepted with a right edit, out-of-scope kinds rejected):
+Per kind (share handled right: in-scope kinds accepted with a right edit, out-of-scope kinds rejected):
 
-    {md_table(["set", "kind", "n", "learned", "cosine", "cross"], kind_rows)}
+{md_table(["set", "kind", "n", "learned", "cosine", "cross"], kind_rows)}
 
-    Cross gate precision/recall against its threshold:
+Cross gate precision/recall against its threshold:
 
-    {md_table(["set", "0.05", "0.1", "0.2", "0.3", "0.5", "0.7", "0.9", "0.95"], curve_rows)}
+{md_table(["set", "0.05", "0.1", "0.2", "0.3", "0.5", "0.7", "0.9", "0.95"], curve_rows)}
 
-    Wall time: {wall:.0f} s.
-    """
+Wall time: {wall:.0f} s.
+"""
         return write_results("scope-cross", headline, {"sets": sets, "timings": timings, "cross_curve": cross_curve,
                                                        "args": vars(a)}, report,
                              f"PYTHONPATH=. python eval/scope_cross.py --cases {a.cases} --nq {a.nq}",
