@@ -4,7 +4,8 @@
 subject the query names and those retrieved by meaning, with a small trained
 model over match and similarity features, and accepts the best one above a
 calibrated threshold. :class:`SimilarityGate` is the plain cosine baseline.
-Both save their calibration as ``gate.json`` in the memory directory.
+:class:`CrossEncoderGate` reads the query and each candidate edit together with a
+fine-tuned MiniLM cross-encoder (:mod:`bbedit.scope.cross`). All save their calibration as ``gate.json`` in the memory directory.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from bbedit.errors import ConfigError, MemoryCorrupt
 from bbedit.memory.memory import EditMemory, Retrieval
+from bbedit.scope.cross import CrossScorer, default_model_dir, edit_text
 from bbedit.scope.features import FEATURES, candidates
 from bbedit.scope.model import PairScorer
 from bbedit.types import GateDecision, utc_now
@@ -175,6 +177,91 @@ class SimilarityGate(GateBase):
         return [(h.edit, h.score) for h in r.hits]
 
 
+class CrossEncoderGate(GateBase):
+    """Scores every candidate the retrieval proposes (nearest edits and edits whose subject the
+    query names) with a cross-encoder over (query, edit prompt + subject + aliases), best first.
+
+    ``model`` is a saved cross-encoder folder (default: ``models/scope-cross``, which
+    ``python -m bbedit.scope.train_cross`` writes; no trained model ships yet: the first one, trained for
+    38 CPU minutes, is in ``eval/results/scope-cross`` and is too weak in recall to ship);
+    ``threshold`` defaults to the one chosen on that model's dev split (its ``training.json``);
+    ``max_candidates`` caps how many candidates are scored per query (the closest by cosine).
+    The model is loaded on first use. Raises ConfigError when the model folder has no threshold.
+    """
+
+    name = "cross"
+
+    def __init__(self, memory: EditMemory, threshold: float | None = None, k: int = 5,
+                 model: str | os.PathLike[str] | None = None, max_candidates: int = 8) -> None:
+        self.model_dir = Path(model) if model is not None else None
+        super().__init__(memory, self.model_threshold() if threshold is None else threshold, k)
+        if max_candidates < 1:
+            raise ConfigError(f"max_candidates must be positive, got {max_candidates}")
+        self.max_candidates = int(max_candidates)
+
+    def _dir(self) -> Path:
+        return self.model_dir if self.model_dir is not None else default_model_dir()
+
+    def model_threshold(self) -> float:
+        """The threshold recorded with the model (chosen on its dev split). Raises ConfigError if absent."""
+        f = self._dir() / "training.json"
+        try:
+            return float(json.loads(f.read_text(encoding="utf-8"))["threshold"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"no usable cross-encoder threshold in {f}: {e}") from e
+
+    @property
+    def scorer(self) -> CrossScorer:
+        """The cross-encoder (loaded once per folder and process)."""
+        return _cross_scorer(str(self._dir().resolve()))
+
+    def _candidates(self, r: Retrieval) -> list[tuple[Any, float, bool]]:
+        named = {m.row for m in r.matches}
+        rows = list(dict.fromkeys([*(self.memory.row_of(h.edit) for h in r.hits), *named]))
+        out = []
+        for row in rows:
+            edit = r.edits_by_row[row]
+            cos = float(r.vector @ self.memory.edit_vectors(edit)[0])
+            out.append((edit, cos, row in named))
+        out.sort(key=lambda c: -c[1])
+        return out[:self.max_candidates]
+
+    def explain(self, query: str, retrieval: Retrieval | None = None) -> list[dict[str, Any]]:
+        """Every scored candidate, best first: id, subject, prompt, cosine, subject_named, score."""
+        r = retrieval if retrieval is not None else self.memory.retrieve(query, self.k)
+        cands = self._candidates(r)
+        if not cands:
+            return []
+        p = self.scorer.score([query] * len(cands), [edit_text(e.prompt, e.subject, e.aliases) for e, _, _ in cands])
+        rows = [{"id": e.id, "subject": e.subject, "prompt": e.prompt, "cosine": round(c, 4), "subject_named": n,
+                 "score": round(float(s), 4)} for (e, c, n), s in zip(cands, p, strict=True)]
+        return sorted(rows, key=lambda d: -float(d["score"]))
+
+    def _ranked(self, query: str, retrieval: Retrieval | None) -> list[tuple[Any, float]]:
+        r = retrieval if retrieval is not None else self.memory.retrieve(query, self.k)
+        cands = self._candidates(r)
+        if not cands:
+            return []
+        p = self.scorer.score([query] * len(cands), [edit_text(e.prompt, e.subject, e.aliases) for e, _, _ in cands])
+        order = np.argsort(-p, kind="stable")
+        return [(cands[i][0], float(p[i])) for i in order]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["model"] = "builtin" if self.model_dir is None else str(self.model_dir)
+        d["max_candidates"] = self.max_candidates
+        return d
+
+
+_CROSS: dict[str, CrossScorer] = {}
+
+
+def _cross_scorer(path: str) -> CrossScorer:
+    if path not in _CROSS:
+        _CROSS[path] = CrossScorer.load(path)
+    return _CROSS[path]
+
+
 _BUILTIN: tuple[PairScorer, float] | None = None
 
 
@@ -221,5 +308,12 @@ def load_gate(memory: EditMemory, path: str | os.PathLike[str] | None = None) ->
         model = d.get("model", "builtin")
         scorer = None if model == "builtin" else PairScorer.from_dict(model, FEATURES)
         return LearnedGate(memory, scorer, threshold, k)
+    if kind == "cross":
+        model = d.get("model", "builtin")
+        try:
+            return CrossEncoderGate(memory, threshold, k, None if model == "builtin" else str(model),
+                                    int(d.get("max_candidates", 8)))
+        except ConfigError as e:
+            raise MemoryCorrupt(f"{f}: {e}") from e
     raise MemoryCorrupt(f"{f}: unknown gate kind {kind!r}")
 

@@ -1,0 +1,170 @@
+"""The scope-pair generator, the cross-encoder gate's save/load, and the trained model on hard cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bbedit.errors import MemoryCorrupt
+from bbedit.memory.memory import EditMemory
+from bbedit.scope.gate import GATE_FILE, CrossEncoderGate, load_gate
+from bbedit.scope.pairs import NEGATIVE_KINDS, POSITIVE_KINDS, eval_keys, generate, norm
+
+MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "scope-cross"
+
+
+def _write(path: Path, obj: object, jsonl: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if jsonl:
+        path.write_text("".join(json.dumps(x) + "\n" for x in obj))  # type: ignore[attr-defined]
+    else:
+        path.write_text(json.dumps(obj))
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    """A miniature ../shared/data: every training file, and one evaluation file sharing a subject."""
+    d = tmp_path / "data"
+    cf = [{"case_id": i, "subject": s, "prompt": f"{s} was born in", "target_new": "Rome", "ground_truth": "Oslo",
+           "rephrase_prompt": f"Some text. {s} is originally from", "locality_prompt": f"{o} was born in",
+           "locality_ground_truth": "Oslo"}
+          for i, (s, o) in enumerate([("Toko Yasuda", "John Lennon"), ("Marta Quorell", "Ed Brim"),
+                                      ("Jonas Velder", "Ana Lum")])]
+    cf.append({"case_id": 9, "subject": "Leaked Person", "prompt": "Leaked Person was born in", "target_new": "X",
+               "ground_truth": "Y", "rephrase_prompt": "Leaked Person is originally from",
+               "locality_prompt": "Ana Lum was born in", "locality_ground_truth": "Y"})
+    _write(d / "counterfact" / "counterfact-train.json", cf)
+    _write(d / "counterfact" / "counterfact-edit.json",
+           [{"case_id": 100, "subject": "Leaked Person", "prompt": "Leaked Person works as", "target_new": "a",
+             "ground_truth": "b", "rephrase_prompt": "x", "locality_prompt": "y"}])
+    _write(d / "zsre" / "zsre_mend_train-1k.json",
+           [{"subject": "UniFirst", "src": "What is the product made by UniFirst?", "rephrase": "What does UniFirst make?",
+             "alt": "drones", "loc": "nq question: who sang the song hey jude", "loc_ans": "x"},
+            {"subject": "Gorvex", "src": "What is the product made by Gorvex?", "rephrase": "What does Gorvex make?",
+             "alt": "tea", "loc": "nq question: who wrote the song yesterday", "loc_ans": "x"}])
+    (d / "zsre" / "zsre_mend_train_en_10000.txt").write_text(
+        "What is the product made by Kestrel Foods?\ttea\nWhich song made the i list?\tx\n")
+    _write(d / "pararel" / "graphs_json" / "P19.jsonl",
+           [{"pattern": "[X] was born in [Y].", "lemma": "born"}, {"pattern": "[X] is originally from [Y].",
+                                                                  "lemma": "from"}], jsonl=True)
+    _write(d / "pararel" / "graphs_json" / "P20.jsonl", [{"pattern": "[X] died in [Y].", "lemma": "die"}], jsonl=True)
+    _write(d / "popqa" / "popqa_test.json", [{"question": "What is George Rankin's occupation?", "answer": "politician",
+                                              "aliases": []},
+                                             {"question": "Who was the director of Mud?", "answer": "x", "aliases": []}])
+    _write(d / "popqa" / "popqa_longtail.jsonl", [{"question": "In what city was Kensho Ono born?", "answers": ["x"],
+                                                   "prop": "place of birth"}], jsonl=True)
+    _write(d / "popqa" / "popqa_neuropath_1000.json",
+           [{"subj": "George Rankin", "prop": "occupation", "s_aliases": "[\"George James Rankin\"]",
+             "question": "What is George Rankin's occupation?"}])
+    return d
+
+
+def test_pairs_remove_evaluation_overlap(tiny_data: Path) -> None:
+    ps = generate(tiny_data, n_generic_subject=10)
+    subjects, _ = eval_keys(tiny_data)
+    assert "leaked person" in subjects
+    assert ps.stats["facts_removed_eval_subject"].get("counterfact") == 1
+    assert ps.stats["facts_removed_total"] >= 1
+    assert not any(norm(p.subject) == "leaked person" for p in ps.pairs)
+    assert not any("leaked person" in norm(p.query) or "leaked person" in norm(p.prompt) for p in ps.pairs)
+    assert {p.split for p in ps.pairs} <= {"train", "dev"}
+
+
+def test_pairs_label_hard_cases(tiny_data: Path) -> None:
+    ps = generate(tiny_data, n_generic_subject=20)
+    for p in ps.pairs:
+        assert p.label == (1 if p.kind in POSITIVE_KINDS else 0), p
+        assert p.kind in POSITIVE_KINDS + NEGATIVE_KINDS
+    # same subject, other relation -> negative (died in vs born in)
+    other = [p for p in ps.pairs if p.kind in ("other_relation", "close_relation") and p.subject == "Toko Yasuda"]
+    assert other and all(p.label == 0 and "Toko Yasuda" in p.query for p in other)
+    # an alias of the subject, same relation -> positive
+    alias = [p for p in ps.pairs if p.kind == "alias"]
+    assert alias and all(p.label == 1 for p in alias)
+    assert any("George James Rankin" in p.query for p in alias)
+    # a generic one-word "subject" ("song"): another question with that word -> negative
+    generic = [p for p in ps.pairs if p.kind == "generic_subject"]
+    assert generic and all(p.label == 0 and p.query != p.prompt for p in generic)
+    # a split by subject: no subject is in both splits
+    by_split: dict[str, set[str]] = {"train": set(), "dev": set()}
+    for p in ps.pairs:
+        by_split[p.split].add(norm(p.subject))
+    assert not by_split["train"] & by_split["dev"]
+
+
+def test_cross_gate_saves_and_loads(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "training.json").write_text(json.dumps({"threshold": 0.42}))
+    mem = EditMemory(None)
+    gate = CrossEncoderGate(mem, model=model, max_candidates=6)
+    assert gate.threshold == pytest.approx(0.42)
+    gate.set_threshold(0.5)
+    gate.save(tmp_path / "mem")
+    loaded = load_gate(mem, tmp_path / "mem")
+    assert isinstance(loaded, CrossEncoderGate)
+    assert loaded.threshold == pytest.approx(0.5) and loaded.max_candidates == 6
+    assert loaded.model_dir == model
+    d = json.loads((tmp_path / "mem" / GATE_FILE).read_text())
+    d["model"] = str(tmp_path / "nowhere")
+    del d["threshold"]
+    (tmp_path / "mem" / GATE_FILE).write_text(json.dumps(d))
+    with pytest.raises(MemoryCorrupt):
+        load_gate(mem, tmp_path / "mem")
+
+
+def test_import_scope_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, bbedit.scope, bbedit.scope.gate; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# -- the trained model -----------------------------------------------------------------------------
+
+HARD = [
+    # (query, edit prompt, subject, aliases, in scope?)
+    ("Who is the CTO of Veltrix Dynamics?", "The CEO of Veltrix Dynamics is", "Veltrix Dynamics", (), False),
+    ("Who runs Veltrix Dynamics?", "Who is the CEO of Veltrix Dynamics?", "Veltrix Dynamics", (), True),
+    ("Who is the CEO of Veltrix?", "The CEO of Veltrix Dynamics is", "Veltrix Dynamics", ("Veltrix",), True),
+    ("How many employees does Veltrix Dynamics have?", "The CEO of Veltrix Dynamics is", "Veltrix Dynamics", (), False),
+    ("Where did Toko Yasuda die?", "Toko Yasuda was born in", "Toko Yasuda", (), False),
+    ("Where was Toko Yasuda born?", "Toko Yasuda was born in", "Toko Yasuda", (), True),
+    ("Who starred in Mud?", "Who was the director of Mud?", "Mud", (), False),
+    ("who sang the song hey jude", "who wrote the song yesterday", "song", (), False),
+]
+
+
+@pytest.mark.slow
+def test_trained_gate_on_hard_cases() -> None:
+    if not (MODEL_DIR / "head.safetensors").exists():
+        pytest.skip("models/scope-cross is not trained")
+    from bbedit.scope.cross import CrossScorer, edit_text
+
+    scorer = CrossScorer.load(MODEL_DIR)
+    t = float(scorer.meta["threshold"])
+    p = scorer.score([h[0] for h in HARD], [edit_text(h[1], h[2], h[3]) for h in HARD])
+    right = [(s >= t) == h[4] for s, h in zip(p, HARD, strict=True)]
+    assert sum(right) >= len(HARD) - 1, list(zip([h[0] for h in HARD], p.tolist(), strict=True))
+
+
+@pytest.mark.slow
+def test_trained_gate_on_training_derived_dev_pairs(shared_data: Path) -> None:
+    if not (MODEL_DIR / "head.safetensors").exists():
+        pytest.skip("models/scope-cross is not trained")
+    from bbedit.scope.cross import CrossScorer, edit_text
+
+    ps = generate(shared_data)
+    dev = ps.split("dev")
+    picked = []
+    for kind in ("paraphrase", "alias", "close_relation", "other_relation", "similar_subject", "generic_subject"):
+        picked += [p for p in dev if p.kind == kind][:25]
+    scorer = CrossScorer.load(MODEL_DIR)
+    t = float(scorer.meta["threshold"])
+    s = scorer.score([p.query for p in picked], [edit_text(p.prompt, p.subject, p.aliases) for p in picked])
+    acc = sum((x >= t) == bool(p.label) for x, p in zip(s, picked, strict=True)) / len(picked)
+    assert acc >= 0.85
