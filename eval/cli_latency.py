@@ -173,7 +173,7 @@ def report(res: dict[str, Any]) -> str:
         f"The memory was built once with the real embedder ({res['build_memory_s']:.1f} s for "
         f"{res['n_edits']:,} edits). `edits list` opens the SQLite memory and prints every edit without "
         "loading the embedder or FAISS (it reads the edits from the database without their embeddings); "
-        "`edits add` loads only the embedder (torch and transformers: their import is most of its time). "
+        "`edits add` loads only the embedder (its NumPy encoder for a few texts: no torch or transformers import). "
         "`ask --server` uses the standard library's HTTP client; for an in-scope question the upstream times are "
         "for the user's "
         "question as sent, while the proxy sends the IKE prompt (longer), so that difference also holds "
