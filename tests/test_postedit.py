@@ -215,6 +215,25 @@ def test_pipeline_with_the_post_editor(backend: Any, memory: Any, post_editor: P
 
     memory.add(Edit(subject="Eiffel Tower", prompt="The Eiffel Tower is located in", target_new="Rome",
                     target_old="Paris", id="eiffel"))
+
+    served = backend
+
+    class Once:
+        """The real server, each distinct request answered once: llama.cpp's prompt cache can change a
+        greedy answer between a first and a repeated prompt, and the comparisons below are about bbedit."""
+
+        name = served.name
+
+        def __init__(self) -> None:
+            self.seen: dict[str, str] = {}
+
+        def generate(self, messages: Any, **opts: Any) -> str:
+            key = json.dumps([messages, opts], sort_keys=True)
+            if key not in self.seen:
+                self.seen[key] = served.generate(messages, **opts)
+            return self.seen[key]
+
+    backend = Once()
     model = EditedModel(backend, memory, editor=post_editor)
     ans = model.ask("Which city is the Eiffel Tower located in?", max_tokens=40, temperature=0)
     assert ans.edit is not None and ans.edit.id == "eiffel"
