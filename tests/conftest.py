@@ -71,7 +71,7 @@ def backend(llama_server: EmbeddedServer) -> Iterator[OpenAIBackend]:
     """An :class:`OpenAIBackend` on :func:`llama_server`, through the real openai client."""
     from bbedit.backends.openai_backend import OpenAIBackend
 
-    with OpenAIBackend(model=llama_server.model, base_url=llama_server.base_url, timeout=60.0) as b:
+    with OpenAIBackend(model=llama_server.model, base_url=llama_server.base_url, timeout=180.0) as b:
         yield b
 
 
