@@ -80,12 +80,6 @@ def parse_object(raw: bytes, what: str = "request body") -> dict[str, Any]:
     return obj
 
 
-def check_chat(body: Mapping[str, Any]) -> tuple[list[Message], bool]:
-    """The messages and the stream flag of a chat request; raises a 400 :class:`APIError` for a request
-    that no OpenAI-compatible server could answer."""
-    return CHAT.parse(body)
-
-
 class EditingProxy:
     """The chat route over one :class:`Router` (memory, gate, k), one editor and one upstream.
 
