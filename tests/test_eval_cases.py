@@ -151,6 +151,14 @@ def test_qaedit(tmp_path: Path) -> None:
     assert c.probes[3].answers == ("Keith Thomas",)
 
 
+def test_qaedit_repeated_ids_keep_every_case(tmp_path: Path) -> None:
+    other = {**QAEDIT[0], "source": "TriviaQA", "prompt": "Which planet is the largest?", "target": "Jupiter",
+             "subject": "largest planet", "rephrase": "What is the biggest planet?"}
+    d = load_dataset(write(tmp_path / "qa.json", [QAEDIT[0], other]))
+    assert [c.id for c in d.cases] == ["qaedit-1104", "qaedit-1104#2"]
+    assert [e.target_new for e in d.edits()] == ["Wilt Chamberlain", "Jupiter"]  # neither edit merged away
+
+
 def test_postedit_queries_with_sibling_edit_set(tmp_path: Path) -> None:
     write(tmp_path / "cf" / "edit_data.json", POSTEDIT_EDITS)
     with pytest.raises(EditFileError, match=r"empty|non-empty"):  # the empty target is not silently dropped

@@ -120,9 +120,19 @@ def test_reimport_is_idempotent_and_exact_repeats_are_dropped(tmp_path: Path) ->
     assert [e.id for e in read_edits(f)] == ["postedit-5"] == [e.id for e in read_edits(f)]
 
 
-def test_conflicting_duplicate_id_is_an_error(tmp_path: Path) -> None:
-    f = write_json(tmp_path / "cf.json", [CF_FLAT, {**CF_FLAT, "target_new": "Greek"}])
-    with pytest.raises(EditFileError, match=r"record 1: duplicate edit id 'cf-41' \(first at record 0\)"):
+def test_a_dataset_id_reused_for_another_edit_keeps_both(tmp_path: Path) -> None:
+    # QAEdit's ids repeat across its NQ / TriviaQA / SimpleQA parts: no edit may be dropped
+    f = write_json(tmp_path / "cf.json", [CF_FLAT, {**CF_FLAT, "target_new": "Greek"}, {**CF_FLAT, "target_new": "Latin"}])
+    edits = read_edits(f)
+    assert [(e.id, e.target_new) for e in edits] == [("cf-41", CF_FLAT["target_new"]), ("cf-41#2", "Greek"),
+                                                     ("cf-41#3", "Latin")]
+    assert [e.id for e in read_edits(f)] == [e.id for e in edits]  # the same ids on every import
+
+
+def test_conflicting_duplicate_id_in_native_edits_is_an_error(tmp_path: Path) -> None:
+    a = {"id": "ceo", "subject": "Acme", "prompt": "The CEO of Acme is", "target_new": "Ada"}
+    f = write_lines(tmp_path / "e.jsonl", [json.dumps(a), json.dumps({**a, "target_new": "Bob"})])
+    with pytest.raises(EditFileError, match=r"jsonl:2: duplicate edit id 'ceo' \(first at line 1\)"):
         read_edits(f)
 
 

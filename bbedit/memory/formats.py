@@ -20,8 +20,8 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,14 @@ def _ident(rec: Mapping[str, Any], key: str, index: int, prefix: str) -> tuple[s
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
         return f"{prefix}-{index}", f"record={index}"
     return f"{prefix}-{value}", f"{key}={value}"
+
+
+def distinct_id(id_: str, taken: Container[str]) -> str:
+    """``id_``, or the first ``id_#n`` (n = 2, 3, ...) not in ``taken``: for datasets whose record ids
+    repeat across their parts (QAEdit has 39 repeats in 1,000 records), so that no edit is dropped."""
+    if id_ not in taken:
+        return id_
+    return next(f"{id_}#{n}" for n in itertools.count(2) if f"{id_}#{n}" not in taken)
 
 
 def _read_native(rec: Any, index: int, prefix: str) -> Edit:
@@ -413,7 +421,14 @@ def _convert(path: str, text: str, spec: _Spec, on_error: str, prefix: str) -> I
                 if seen[edit.id][0] == content:
                     log.debug("%s: %s repeats edit %s; skipped", path, place, edit.id)
                     continue
-                raise InvalidEdit(f"duplicate edit id {edit.id!r} (first at {seen[edit.id][1]})")
+                if spec.read is _read_native:  # a user's own ids: a clash is a mistake to report
+                    raise InvalidEdit(f"duplicate edit id {edit.id!r} (first at {seen[edit.id][1]})")
+                # a dataset's ids may repeat across its parts (QAEdit: NQ, TriviaQA, SimpleQA): keep both
+                first = edit.id
+                edit = replace(edit, id=distinct_id(first, seen))
+                content["id"] = edit.id
+                log.info("%s: %s reuses id %s (first at %s) for another edit; stored as %s",
+                         path, place, first, seen[first][1], edit.id)
             seen[edit.id] = (content, place)
         except InvalidEdit as e:
             message = f"{where}: {e}" if where else str(e)
