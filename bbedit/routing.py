@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from bbedit.conversation import ends_with_user, last_user_text
 from bbedit.errors import ConfigError
 from bbedit.memory.memory import EditMemory
+from bbedit.memory.subjects import named_in
 from bbedit.scope.gate import ScopeGate, load_gate
 from bbedit.types import Edit, GateDecision, Message
 
@@ -59,10 +60,12 @@ class Route:
         return self.decision.candidates
 
     def explain(self, n: int = 5) -> list[dict[str, object]]:
-        """The ``n`` best candidates as plain dicts (id, subject, prompt, score, accepted), for logs,
-        the CLI and debug fields."""
+        """The ``n`` best candidates as plain dicts, for logs, the CLI and debug fields: id, subject,
+        prompt, ``subject_named`` (the subject name or alias the query uses, or None), score, accepted."""
         chosen = self.edit.id if self.edit is not None else None
-        return [{"id": e.id, "subject": e.subject, "prompt": e.prompt, "score": round(float(s), 4),
+        q = self.query or ""
+        return [{"id": e.id, "subject": e.subject, "prompt": e.prompt,
+                 "subject_named": named_in(q, (e.subject, *e.aliases)), "score": round(float(s), 4),
                  "accepted": e.id == chosen} for e, s in self.candidates[:n]]
 
     @classmethod

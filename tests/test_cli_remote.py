@@ -76,6 +76,9 @@ def test_ask_through_the_server_reports_the_edit_and_loads_no_model(proxy_url: s
     assert heavy == [], f"ask --server imported {heavy}"
     code, out, _ = run_cli("ask", "--server", proxy_url, "--model", "m", "--json", "What is the capital of Japan?")
     assert code == 0 and json.loads(out)["edit"] is None
+    code, out, _ = run_cli("ask", "--server", proxy_url, "--model", "m", "--json", "--explain", "Who is the CEO of Acme?")
+    route = json.loads(out)["route"]  # the server's routing decision, from its X-BBEdit-Route header
+    assert route["in_scope"] and route["candidates"][0]["id"] == "acme" and route["candidates"][0]["accepted"]
 
 
 def test_the_server_comes_from_the_environment_unless_local_options_are_given(proxy_url: str) -> None:

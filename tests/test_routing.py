@@ -48,6 +48,17 @@ def test_router_routes_in_and_out_of_scope(filled: EditMemory) -> None:
     assert set(inside.timings) == {"retrieve_s", "gate_s"}
     explained = inside.explain()
     assert explained[0]["id"] == "acme" and explained[0]["accepted"] is True
+    assert explained[0]["subject_named"] == "Acme Corp"  # the alias the question used
+    assert all(not c["accepted"] for c in outside.explain())
+
+
+def test_named_in_matches_whole_words_ignoring_case_and_accents() -> None:
+    from bbedit.memory.subjects import named_in
+
+    assert named_in("who runs ACME corp today?", ["Acme Corporation", "Acme Corp"]) == "Acme Corp"
+    assert named_in("Where was Zoe Saldana born?", ["Zoë Saldaña"]) == "Zoë Saldaña"
+    assert named_in("What does Acmeology study?", ["Acme"]) is None  # not part of a word
+    assert named_in("anything", ["", "Acme"]) is None
 
 
 def test_a_conversation_not_ending_with_the_user_is_out_of_scope(filled: EditMemory) -> None:
@@ -194,3 +205,14 @@ def test_ike_embeds_with_the_memory_embedder(filled: EditMemory) -> None:
     ike = IKEEditor()
     EditedModel(FakeBackend(), filled, editor=ike).ask(ACME_Q)
     assert calls and ike._embedder is None  # no embedder of its own was loaded
+
+
+def test_ask_explain_table_names_each_candidate_and_the_applied_one(filled: EditMemory) -> None:
+    from bbedit.cli.ask import explain_text
+
+    route = Router(filled).route_query(ACME_Q)
+    text = explain_text({"threshold": route.threshold, "in_scope": route.in_scope, "candidates": route.explain()})
+    lines = text.strip().splitlines()
+    assert lines[0].startswith("[routing: in scope, threshold")
+    assert lines[2].split()[:3] == ["acme", "Acme", "Corp"] and lines[2].endswith("applied")
+    assert "no explanation" in explain_text(None)

@@ -233,6 +233,25 @@ def test_routed_requests_that_fail_upstream_are_not_counted_as_edited(proxy: tup
     assert 'outcome="edited"' not in text
 
 
+def test_explain_header_shows_the_routing_of_edited_and_passed_through_requests(proxy: tuple[str, Any],
+                                                                               stub: Stub) -> None:
+    url, memory = proxy
+    memory.add(ACME)
+    stub.mode = "ok"
+    ask = {**CHAT, "messages": [{"role": "user", "content": "Who is the CEO of Acme Corporation?"}]}
+    r = httpx.post(url + "/v1/chat/completions", json=ask, headers={"X-BBEdit-Explain": "1"})
+    assert r.status_code == 200
+    route = json.loads(r.headers["x-bbedit-route"])
+    assert route["in_scope"] is True and route["candidates"][0]["accepted"] is True
+    assert route["candidates"][0]["subject_named"] == "Acme Corporation"
+    assert route["candidates"][0]["score"] >= route["threshold"]
+    away = {**CHAT, "messages": [{"role": "user", "content": "What is the capital of Japan?"}]}
+    r = httpx.post(url + "/v1/chat/completions", json=away, headers={"X-BBEdit-Explain": "1"})
+    route = json.loads(r.headers["x-bbedit-route"])
+    assert route["in_scope"] is False and not any(c["accepted"] for c in route["candidates"])
+    assert "x-bbedit-route" not in httpx.post(url + "/v1/chat/completions", json=away).headers  # only when asked
+
+
 # A request body with what a JSON re-encoder would change: spacing, key order, escapes, big numbers.
 ODD_BODY = ('{ "messages":[{"content":"What is the capital of Japan?\u00e9","role":"user"}],\n'
             '  "model" : "m", "max_tokens":4, "seed": 12345678901234567890, "x_vendor": {"b":1,"a":2.50} }').encode()

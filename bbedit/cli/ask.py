@@ -43,15 +43,17 @@ def _server(args: argparse.Namespace) -> str | None:
 def _asker(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """A function answering a conversation with (text, edit id or None, details), local or remote."""
     url = _server(args)
+    explain = bool(getattr(args, "explain", False))
     with contextlib.ExitStack() as stack:
         if url is not None:
             client = stack.enter_context(ProxyClient(url, api_key=args.api_key, model=args.model,
                                                      timeout=args.timeout))
 
             def remote(messages: list[dict[str, str]]) -> tuple[str, str | None, dict[str, Any]]:
-                a = client.chat(list(messages), **gen_opts(args))  # type: ignore[arg-type]
+                a = client.chat(list(messages), explain=explain, **gen_opts(args))  # type: ignore[arg-type]
                 return a.text, a.edit_id, {"score": a.score, "editor": a.editor, "original": None,
-                                           "timings": {"total_s": a.seconds}, "server": client.url}
+                                           "timings": {"total_s": a.seconds}, "server": client.url,
+                                           **({"route": a.route} if explain else {})}
 
             yield remote
             return
@@ -60,8 +62,11 @@ def _asker(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
         def local(messages: list[dict[str, str]]) -> tuple[str, str | None, dict[str, Any]]:
             ans = model.chat(messages, **gen_opts(args))
+            route = ({"threshold": round(ans.route.threshold, 4), "in_scope": ans.route.in_scope,
+                      "candidates": ans.route.explain()} if explain and ans.route is not None else None)
             return ans.text, ans.edit.id if ans.edit else None, {
-                "score": ans.score, "original": ans.original_text, "timings": dict(ans.timings)}
+                "score": ans.score, "original": ans.original_text, "timings": dict(ans.timings),
+                **({"route": route} if explain else {})}
 
         yield local
 
@@ -77,7 +82,25 @@ def cmd_ask(args: argparse.Namespace) -> int:
             score = info.get("score")
             how = f" (gate score {score:.2f})" if score is not None else ""
             print(f"\n[edited by {edit}{how}]", file=sys.stderr)
+        if args.explain:
+            print(explain_text(info.get("route")), file=sys.stderr)
     return 0
+
+
+def explain_text(route: dict[str, Any] | None) -> str:
+    """The routing decision as a table: each candidate's id, the subject name the query used, its
+    scope score and whether it was applied, against the gate's threshold."""
+    if not route:
+        return "\n[routing: no explanation (the conversation does not end with a question, or the server sent none)]"
+    rows = [[str(c["id"]), str(c.get("subject_named") or "-"), f"{float(c['score']):.3f}",
+             "applied" if c["accepted"] else ""] for c in route.get("candidates", [])]
+    head = f"\n[routing: {'in scope' if route.get('in_scope') else 'out of scope'}, threshold {route['threshold']}]"
+    if not rows:
+        return head + " no candidates"
+    cols = ["candidate", "subject named", "score", ""]
+    widths = [max(len(r[i]) for r in [cols, *rows]) for i in range(len(cols))]
+    return "\n".join([head, *("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+                                for r in [cols, *rows])])
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -153,6 +176,9 @@ def register(sub: Any) -> None:
     sp = sub.add_parser("ask", help="ask one question through the edit memory")
     sp.add_argument("question")
     sp.add_argument("--json", action="store_true", help="print the answer as JSON")
+    sp.add_argument("--explain", action="store_true",
+                    help="also show why an edit was applied or not: the gate's candidates, the subject name the "
+                         "question used and each scope score against the threshold (stderr; a 'route' field with --json)")
     model_opts(sp)
     mem_opt(sp)
     server_opt(sp)

@@ -20,6 +20,8 @@ from bbedit.types import Message
 SERVER_ENV = "BBEDIT_SERVER"
 """Environment variable with the URL of a running ``bbedit serve`` for ``ask`` and ``chat``."""
 EDIT_HEADER = "x-bbedit-edit"
+EXPLAIN_HEADER = "x-bbedit-explain"
+ROUTE_HEADER = "x-bbedit-route"
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class RemoteAnswer:
     score: float | None
     editor: str | None
     seconds: float
+    route: dict[str, Any] | None = None  # the server's routing explanation, when asked for
 
 
 def base_url(url: str) -> str:
@@ -54,12 +57,14 @@ class ProxyClient:
         self._timeout = timeout
         self._model = model
 
-    def _request(self, method: str, path: str, body: Any = None) -> tuple[Any, dict[str, str]]:
+    def _request(self, method: str, path: str, body: Any = None, extra: dict[str, str] | None = None
+                 ) -> tuple[Any, dict[str, str]]:
         import urllib.error
         import urllib.request
 
         data = None if body is None else json.dumps(body).encode()
-        headers = {**self._headers, **({"content-type": "application/json"} if data is not None else {})}
+        headers = {**self._headers, **({"content-type": "application/json"} if data is not None else {}),
+                   **(extra or {})}
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self._timeout) as r:
@@ -89,12 +94,14 @@ class ProxyClient:
                 raise BackendError(f"the bbedit server at {self.url} lists no model; pass --model") from e
         return self._model
 
-    def chat(self, messages: list[Message], **opts: Any) -> RemoteAnswer:
-        """One chat completion through the proxy. Raises :class:`BackendUnavailable` when it cannot be
-        reached and :class:`BackendError` for an error answer."""
+    def chat(self, messages: list[Message], *, explain: bool = False, **opts: Any) -> RemoteAnswer:
+        """One chat completion through the proxy; ``explain`` asks for its routing decision too
+        (:attr:`RemoteAnswer.route`). Raises :class:`BackendUnavailable` when it cannot be reached and
+        :class:`BackendError` for an error answer."""
         t0 = time.perf_counter()
         body, headers = self._request("POST", "/chat/completions",
-                                      {"model": self.model, "messages": messages, **opts})
+                                      {"model": self.model, "messages": messages, **opts},
+                                      {EXPLAIN_HEADER: "1"} if explain else None)
         try:
             text = body["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError) as e:
@@ -102,8 +109,14 @@ class ProxyClient:
         info = body.get("bbedit") if isinstance(body.get("bbedit"), dict) else {}
         edit_id = info.get("edit_id") or headers.get(EDIT_HEADER)
         score = info.get("score")
+        route = None
+        if explain and headers.get(ROUTE_HEADER):
+            try:
+                route = json.loads(headers[ROUTE_HEADER])
+            except ValueError as e:
+                raise BackendError(f"the bbedit server at {self.url} sent an unreadable {ROUTE_HEADER}") from e
         return RemoteAnswer(str(text), edit_id, None if score is None else float(score), info.get("editor"),
-                            time.perf_counter() - t0)
+                            time.perf_counter() - t0, route)
 
     def close(self) -> None:
         """Nothing to release: each request opens its own connection (one per command)."""

@@ -34,6 +34,16 @@ def name_key(name: str) -> tuple[str, ...]:
     return tuple(t for t, _, _ in tokens(name))
 
 
+def named_in(text: str, names: Iterable[str]) -> str | None:
+    """The first of ``names`` that ``text`` names (the same words, ignoring case and accents), or None."""
+    toks = tuple(t for t, _, _ in tokens(text))
+    for name in names:
+        key = name_key(name)
+        if key and any(toks[i:i + len(key)] == key for i in range(len(toks) - len(key) + 1)):
+            return name
+    return None
+
+
 @dataclass(frozen=True)
 class SubjectMatch:
     """A subject name of edit row ``row`` found in a query at ``text[start:end]``."""

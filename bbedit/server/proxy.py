@@ -12,6 +12,8 @@ reaches the upstream:
   whole answer and rewrites each choice's text; a streaming client receives the result as chunks.
 
 Edited responses carry ``X-BBEdit-Edit: <edit id>`` and ``"bbedit": {"edit_id", "score", "editor"}``.
+A request sent with ``X-BBEdit-Explain: 1`` gets ``X-BBEdit-Route``, edited or passed through: the
+gate's candidates with their scores and the subject name the query used (JSON, one line).
 The CPU-bound parts (memory retrieval, gate, post-editor) run in a thread pool; the upstream call
 is asynchronous. Nothing on this route writes to the memory.
 """
@@ -47,6 +49,16 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 EDIT_HEADER = "X-BBEdit-Edit"
+EXPLAIN_HEADER = "X-BBEdit-Explain"  # a request with "1" gets ROUTE_HEADER on its answer, edited or not
+ROUTE_HEADER = "X-BBEdit-Route"
+
+
+def route_header(route: Route, n: int = 5) -> str:
+    """The routing decision as one line of ASCII JSON: the threshold and the ``n`` best candidates
+    (id, subject, the name of it the query used, score, accepted)."""
+    return json.dumps({"threshold": round(route.threshold, 4), "in_scope": route.in_scope,
+                       "candidates": [{k: v for k, v in c.items() if k != "prompt"} for c in route.explain(n)]},
+                      ensure_ascii=True, separators=(",", ":"))
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -143,6 +155,13 @@ class EditingProxy:
         timing = {"route": time.perf_counter() - t0}
         self.metrics.routing.observe(timing["route"])
         headers = forward_headers(request.headers, self.config.upstream_api_key)
+        resp = await self._dispatch(api, raw, body, messages, stream, route, headers, timing, t0)
+        if request.headers.get(EXPLAIN_HEADER, "").strip().lower() in ("1", "true", "yes"):
+            resp.headers[ROUTE_HEADER] = route_header(route)
+        return resp
+
+    async def _dispatch(self, api: API, raw: bytes, body: dict[str, Any], messages: list[Message], stream: bool,
+                        route: Route, headers: dict[str, str], timing: dict[str, float], t0: float) -> Response:
         edit = route.edit
         if edit is None:
             self.metrics.decisions.labels("passthrough", "").inc()
