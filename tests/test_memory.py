@@ -162,6 +162,21 @@ def test_a_paraphrased_update_of_the_same_fact_supersedes(memory: EditMemory) ->
     assert third.supersedes is None and len(memory) == 3
 
 
+def test_an_update_naming_the_subject_by_an_alias_supersedes(memory: EditMemory) -> None:
+    first = memory.add({"subject": "Veltrix Dynamics", "aliases": ["Veltrix"], "target_new": "Ada Moreau",
+                        "prompt": "Who is the CEO of Veltrix Dynamics?"})
+    cto = memory.add({"subject": "Veltrix Dynamics", "aliases": ["Veltrix"], "target_new": "Lena Moreau",
+                      "prompt": "Who is the CTO of Veltrix Dynamics?"})
+    second = memory.add({"subject": "Veltrix", "prompt": "Who is the CEO of Veltrix?", "target_new": "Sam Ito"})
+    assert second.supersedes == first.id and cto.supersedes is None
+    assert {e.id for e in memory.list()} == {cto.id, second.id}
+    # the same within one batch, the alias on the later edit this time
+    a, b = memory.add_many([{"subject": "Orbit Labs", "prompt": "The headquarters of Orbit Labs is in", "target_new": "Oslo"},
+                            {"subject": "Orbit Laboratories", "aliases": ["Orbit Labs"], "target_new": "Lima",
+                             "prompt": "The headquarters of Orbit Laboratories is in"}])
+    assert b.supersedes == a.id
+
+
 def test_hnsw_graph_is_cached_and_invalidated(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     d = tmp_path / "big"
     edits = [{"id": f"f{i}", "subject": f"Firm {i}", "prompt": f"The CEO of Firm {i} is", "target_new": f"P{i}"}

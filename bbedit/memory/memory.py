@@ -375,19 +375,22 @@ class EditMemory:
         embs, ctxs = self._embed(chunk)
         deactivate: builtins.list[tuple[str, str]] = []
         final: EditList = []
-        # earlier edits of this batch that are still in force, by subject name, then id
+        # earlier edits of this batch that are still in force, by each of their names, then id
         pending: dict[tuple[str, ...], dict[str, tuple[Edit, np.ndarray]]] = {}
         for e, ctx in zip(chunk, ctxs, strict=True):
-            same_subject = pending.setdefault(name_key(e.subject), {})
+            keys = {k for k in (name_key(n) for n in (e.subject, *e.aliases)) if k}
             if supersede:
+                same_subject = {i: v for k in keys for i, v in pending.get(k, {}).items()}
                 old = self._same_fact(e, ctx, list(same_subject.values()))
                 if old is not None:
                     deactivate.append((old.id, e.id))
                     if e.supersedes is None:
                         e = e.replace(supersedes=old.id)
-                    same_subject.pop(old.id, None)
+                    for by_id in pending.values():
+                        by_id.pop(old.id, None)
             final.append(e)
-            same_subject[e.id] = (e, ctx)
+            for k in keys:
+                pending.setdefault(k, {})[e.id] = (e, ctx)
         rows = self._store.write(list(zip(final, embs, ctxs, strict=True)), deactivate=deactivate)
         before = self._version
         self._wrote()
@@ -409,7 +412,9 @@ class EditMemory:
         """The active edit (stored, or earlier in this batch with the same subject) that ``edit`` replaces."""
         best, best_sim = None, self.supersede_threshold
         prompt_key = name_key(edit.prompt)
-        cands = [(self._edits[r], self._ctx[r]) for r in self._subjects.rows_with_name(edit.subject)]
+        # the same subject by any of its names: "Veltrix" supersedes an edit of "Veltrix Dynamics" (alias Veltrix)
+        rows = set().union(*(self._subjects.rows_with_name(n) for n in (edit.subject, *edit.aliases)))
+        cands = [(self._edits[r], self._ctx[r]) for r in sorted(rows)]
         cands += same_subject_pending
         if cands and self._relation_similarity is None:
             self._relation_similarity = relation_similarity
