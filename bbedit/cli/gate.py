@@ -18,6 +18,14 @@ def cmd_gate(args: argparse.Namespace) -> int:
         summary = train_gate(Path(args.data), out, n_cases=args.n_cases, cross_fit_folds=args.cross_fit_folds)
         print(json.dumps({k: v for k, v in summary.items() if k != "curve"}, indent=2))
         return 0
+    if args.gate_cmd == "eval":
+        from bbedit.evaluation.gate_eval import gate_eval
+
+        folder = gate_eval(args.file, gate_from=args.gate_from, distractors=args.distractors, nq=args.nq, n=args.n,
+                           out_root=args.out, command=_eval_command(args))
+        print((folder / "report.md").read_text(encoding="utf-8"))
+        print(f"wrote {folder / 'results.json'}")
+        return 0
     from bbedit.scope.gate import load_gate
 
     with open_memory(args) as memory:
@@ -42,6 +50,13 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this ``gate eval`` run."""
+    opts = [f"--{k.replace('_', '-')} {v}" for k, v in (("distractors", args.distractors), ("nq", args.nq),
+                                                        ("gate_from", args.gate_from), ("out", args.out)) if v]
+    return " ".join(["bbedit gate eval", str(args.file), *opts, *([f"-n {args.n}"] if args.n else [])])
+
+
 def register(sub: Any) -> None:
     """Add the gate command group."""
     sp = sub.add_parser("gate", help="the scope gate: show, set, calibrate, train")
@@ -54,6 +69,14 @@ def register(sub: Any) -> None:
     a.add_argument("file")
     a.add_argument("--target-precision", type=float, default=0.99)
     mem_opt(a)
+    a = gsub.add_parser("eval", help="route a dataset's probes with the gate and the cosine baseline: precision, "
+                                     "recall, false triggers per probe kind (results.json + report.md)")
+    a.add_argument("file", help="a dataset file: CounterFact, zsRE, KnowEdit, QAEdit, PostEdit query_data, MQuAKE")
+    a.add_argument("--distractors", default=None, help="a dataset file whose edits also go into memory, unprobed")
+    a.add_argument("--nq", default=None, help="out-of-scope questions (one per line, JSON lines or a JSON list)")
+    a.add_argument("--gate-from", default=None, help="a folder with the gate.json to use (default: the built-in gate)")
+    a.add_argument("-n", type=int, default=None, help="only the first N cases")
+    a.add_argument("--out", default="eval/results/gate-eval", help="results go to OUT/<dataset name>/")
     a = gsub.add_parser("train", help="train the gate's scorer on a CounterFact-format file")
     a.add_argument("--data", required=True)
     a.add_argument("--out", required=True)
