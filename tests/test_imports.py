@@ -6,7 +6,8 @@ layer that owns the imported module, and checked:
 
 - the graph of layers has no cycle;
 - every edge goes down the declared order (a new edge that goes up fails even before it closes a cycle);
-- nothing outside ``bbedit/evaluation`` imports ``bbedit.evaluation``, except the CLI's ``eval`` command.
+- nothing outside ``bbedit/evaluation`` imports ``bbedit.evaluation``, except the CLI's evaluation
+  commands (``bbedit eval`` and ``bbedit gate eval``).
 
 Then, in fresh interpreters, the light commands are checked not to import torch, transformers, faiss
 or sentence-transformers.
@@ -66,8 +67,8 @@ ALLOWED: dict[str, set[str]] = {
     "root": set(),
 }
 
-# (importing module, imported module prefix): the CLI's eval command is the one library door into evaluation
-EVALUATION_DOORS = {"bbedit.cli.eval_cmd"}
+# the CLI's evaluation commands (bbedit eval, bbedit gate eval) are the library's only doors into evaluation
+EVALUATION_DOORS = {"bbedit.cli.eval_cmd", "bbedit.cli.gate"}
 
 
 def module_name(path: Path) -> str:
