@@ -52,3 +52,18 @@ def test_questions_files_in_every_form_and_bad_ones(tmp_path: Path) -> None:
         read_questions(tmp_path / "d.txt")
     with pytest.raises(EditFileError, match="cannot read"):
         read_questions(tmp_path / "missing.txt")
+
+
+def test_the_threshold_curve_is_computed_from_the_routing_decisions(tmp_path: Path) -> None:
+    data = tmp_path / "qa.json"
+    data.write_text(json.dumps(QA))
+    assert main(["gate", "eval", str(data), "--out", str(tmp_path / "out")]) == 0
+    res = json.loads((tmp_path / "out" / "qa" / "results.json").read_text())
+    for name in ("gate", "cosine"):
+        c = res["gates"][name]["curve"]
+        recalls = [p["recall"] for p in c]
+        assert recalls == sorted(recalls, reverse=True)  # a higher threshold never accepts more
+        at = min(c, key=lambda p: abs(p["threshold"] - res["gates"][name]["threshold"]))
+        if abs(at["threshold"] - res["gates"][name]["threshold"]) < 1e-9:
+            assert at["recall"] == res["headline"][f"{name}_recall"]
+    assert "against the threshold" in (tmp_path / "out" / "qa" / "report.md").read_text()

@@ -133,6 +133,23 @@ def _score(routes: Sequence[Route], probes: Sequence[Probe]) -> dict[str, Any]:
             "n_out_of_scope": len(probes) - n_pos, "per_kind": per_kind}
 
 
+CURVE = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+
+
+def curve(routes: Sequence[Route], probes: Sequence[Probe], thresholds: Sequence[float] = CURVE
+          ) -> list[dict[str, float]]:
+    """Precision and recall had the gate used each of ``thresholds`` (its best candidate applied when
+    its score reaches it), from the same routing decisions."""
+    best = [(r.candidates[0][1], r.candidates[0][0].id in p.edit_ids) if r.candidates else (float("-inf"), False)
+            for r, p in zip(routes, probes, strict=True)]
+    n_pos = max(sum(p.in_scope for p in probes), 1)
+    out = []
+    for t in thresholds:
+        acc = [right for score, right in best if score >= t]
+        out.append({"threshold": t, "precision": sum(acc) / max(len(acc), 1), "recall": sum(acc) / n_pos})
+    return out
+
+
 def gate_eval(path: str | Path, *, gate_from: str | Path | None = None, distractors: str | Path | None = None,
               nq: str | Path | None = None, n: int | None = None, out_root: str | Path,
               command: str = "bbedit gate eval") -> Path:
@@ -160,6 +177,7 @@ def gate_eval(path: str | Path, *, gate_from: str | Path | None = None, distract
         routes = router.route_many([p.text for p in probes])
         res = _score(routes, probes)
         res["threshold"] = g.threshold
+        res["curve"] = curve(routes, probes)
         res["kind"] = g.name
         if questions:
             res["nq_false_trigger_rate"] = sum(r.in_scope for r in router.route_many(questions)) / len(questions)
@@ -200,4 +218,8 @@ def _report(ds: Dataset, results: dict[str, Any], n_edits: int, n_extra: int, n_
         rows.append([kind, "in" if gk["in_scope"] else "out", str(gk["n"]), f"{gk['handled_right']:.3f}",
                      f"{ck['handled_right']:.3f}", f"{extra} {gk[extra]:.3f} / {ck[extra]:.3f}"])
     lines.append(md_table(["kind", "scope", "n", "gate right", "cosine right", "gate / cosine"], rows))
+    lines += ["", "Precision / recall against the threshold (the same routing decisions):", "",
+              md_table(["threshold", "gate", "cosine"],
+                       [[f"{a['threshold']:.2f}", f"{a['precision']:.3f} / {a['recall']:.3f}",
+                         f"{b['precision']:.3f} / {b['recall']:.3f}"] for a, b in zip(g["curve"], c["curve"], strict=True)])]
     return "\n".join(lines) + "\n"
