@@ -68,6 +68,11 @@ class Route:
                  "subject_named": named_in(q, (e.subject, *e.aliases)), "score": round(float(s), 4),
                  "accepted": e.id == chosen} for e, s in self.candidates[:n]]
 
+    def explanation(self, n: int = 5) -> dict[str, object]:
+        """The decision as a plain dict: the threshold, whether it is in scope and :meth:`explain`'s
+        ``n`` best candidates (what ``ask --explain`` shows and the proxy's route header carries)."""
+        return {"threshold": round(self.threshold, 4), "in_scope": self.in_scope, "candidates": self.explain(n)}
+
     @classmethod
     def passthrough(cls, query: str | None = None) -> Route:
         """A route that applies no edit (a system without editing, or nothing to route)."""

@@ -62,8 +62,7 @@ def _asker(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
         def local(messages: list[dict[str, str]]) -> tuple[str, str | None, dict[str, Any]]:
             ans = model.chat(messages, **gen_opts(args))
-            route = ({"threshold": round(ans.route.threshold, 4), "in_scope": ans.route.in_scope,
-                      "candidates": ans.route.explain()} if explain and ans.route is not None else None)
+            route = ans.route.explanation() if explain and ans.route is not None else None
             return ans.text, ans.edit.id if ans.edit else None, {
                 "score": ans.score, "original": ans.original_text, "timings": dict(ans.timings),
                 **({"route": route} if explain else {})}

@@ -264,18 +264,17 @@ def detect(rec: Any) -> str:
                       f"pass format= one of {', '.join(DATASET_FORMATS)}")
 
 
-def _distinct(case: Case, taken: set[str]) -> Case:
-    """``case`` with every edit id and its own id not yet in ``taken`` (a repeat becomes ``id#2``, ...),
-    recorded there. QAEdit's ids repeat across its NQ, TriviaQA and SimpleQA parts; merging its
-    records by id dropped 39 of 1,000 edits."""
+def _distinct(case: Case, edit_ids: set[str], case_ids: set[str]) -> Case:
+    """``case`` with every edit id not yet in ``edit_ids`` and its own id not yet in ``case_ids`` (a
+    repeat becomes ``id#2``, ...), recorded there. QAEdit's ids repeat across its NQ, TriviaQA and
+    SimpleQA parts; merging its records by id dropped 39 of 1,000 edits."""
     edits = []
     for e in case.edits:
-        new = formats.distinct_id(e.id, taken)
-        taken.add(new)
+        new = formats.distinct_id(e.id, edit_ids)
+        edit_ids.add(new)
         edits.append(e if new == e.id else replace(e, id=new))
-    cid = formats.distinct_id("case:" + case.id, taken)
-    taken.add(cid)
-    cid = cid.removeprefix("case:")
+    cid = formats.distinct_id(case.id, case_ids)
+    case_ids.add(cid)
     if cid == case.id and all(a is b for a, b in zip(edits, case.edits, strict=True)):
         return case
     return Case(cid, tuple(edits), case.probes)
@@ -284,7 +283,9 @@ def _distinct(case: Case, taken: set[str]) -> Case:
 def _convert(path: str, recs: Iterable[tuple[str, int | None, Any]], fmt: str, n: int | None,
              skipped: list[str] | None) -> tuple[str, list[Case]]:
     cases: list[Case] = []
-    taken: set[str] = set()  # edit ids so far: a dataset's repeated ids must not merge two cases' edits
+    # edit and case ids so far: a dataset's repeated ids must not merge two cases' edits
+    edit_ids: set[str] = set()
+    case_ids: set[str] = set()
     post: dict[str, tuple[Edit, list[Probe]]] = {}
     for index, (where, line, rec) in enumerate(recs):
         try:
@@ -301,7 +302,7 @@ def _convert(path: str, recs: Iterable[tuple[str, int | None, Any]], fmt: str, n
             else:
                 if n is not None and len(cases) >= n:
                     break
-                cases.append(_distinct(_READERS[fmt](_obj(rec, "a record"), index), taken))
+                cases.append(_distinct(_READERS[fmt](_obj(rec, "a record"), index), edit_ids, case_ids))
         except InvalidEdit as e:
             if skipped is None or fmt in ("auto", "postedit-edits"):
                 raise EditFileError(path, f"{where}: {e}" if where else str(e), line=line) from e

@@ -22,16 +22,17 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bbedit.errors import EditFileError
 from bbedit.evaluation.cases import Dataset, load_dataset
 from bbedit.evaluation.report import md_table, write_results
+from bbedit.evaluation.scope_bench import metrics
 from bbedit.memory.memory import EditMemory
 from bbedit.routing import Route, Router
 from bbedit.scope.gate import GateBase, SimilarityGate, load_gate
+from bbedit.scope.train import LabelledQuery as Probe
 from bbedit.types import Edit
 
 log = logging.getLogger(__name__)
@@ -40,25 +41,14 @@ COSINE_THRESHOLD = 0.80
 SCORED_KINDS = {"reliability": True, "generalization": True, "locality": False}
 
 
-@dataclass(frozen=True)
-class Probe:
-    text: str
-    edit_ids: frozenset[str]  # empty: out of scope
-    kind: str
-
-    @property
-    def in_scope(self) -> bool:
-        return bool(self.edit_ids)
-
-
 def dataset_probes(ds: Dataset) -> list[Probe]:
     """The scored probes of every case, labelled with the ids of the edits they are about."""
     out = []
-    for c in ds.cases:
+    for i, c in enumerate(ds.cases):
         ids = frozenset(e.id for e in c.edits)
         for p in c.probes:
             if p.kind in SCORED_KINDS:
-                out.append(Probe(p.text, ids if SCORED_KINDS[p.kind] else frozenset(), p.label or p.kind))
+                out.append(Probe(p.text, ids if SCORED_KINDS[p.kind] else frozenset(), p.label or p.kind, i))
     return out
 
 
@@ -140,14 +130,10 @@ def curve(routes: Sequence[Route], probes: Sequence[Probe], thresholds: Sequence
           ) -> list[dict[str, float]]:
     """Precision and recall had the gate used each of ``thresholds`` (its best candidate applied when
     its score reaches it), from the same routing decisions."""
-    best = [(r.candidates[0][1], r.candidates[0][0].id in p.edit_ids) if r.candidates else (float("-inf"), False)
-            for r, p in zip(routes, probes, strict=True)]
-    n_pos = max(sum(p.in_scope for p in probes), 1)
-    out = []
-    for t in thresholds:
-        acc = [right for score, right in best if score >= t]
-        out.append({"threshold": t, "precision": sum(acc) / max(len(acc), 1), "recall": sum(acc) / n_pos})
-    return out
+    judged = [(r.candidates[0][1], r.candidates[0][0].id in p.edit_ids) if r.candidates else (float("-inf"), False)
+              for r, p in zip(routes, probes, strict=True)]
+    return [{"threshold": t, **{k: m[k] for k in ("precision", "recall")}}
+            for t in thresholds for m in [metrics(judged, probes, t)]]
 
 
 def gate_eval(path: str | Path, *, gate_from: str | Path | None = None, distractors: str | Path | None = None,

@@ -56,9 +56,9 @@ ROUTE_HEADER = "X-BBEdit-Route"
 def route_header(route: Route, n: int = 5) -> str:
     """The routing decision as one line of ASCII JSON: the threshold and the ``n`` best candidates
     (id, subject, the name of it the query used, score, accepted)."""
-    return json.dumps({"threshold": round(route.threshold, 4), "in_scope": route.in_scope,
-                       "candidates": [{k: v for k, v in c.items() if k != "prompt"} for c in route.explain(n)]},
-                      ensure_ascii=True, separators=(",", ":"))
+    d = route.explanation(n)
+    d["candidates"] = [{k: v for k, v in c.items() if k != "prompt"} for c in route.explain(n)]
+    return json.dumps(d, ensure_ascii=True, separators=(",", ":"))
 
 
 async def read_body(request: Request, limit: int) -> bytes:
