@@ -13,11 +13,17 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from bbedit.backends.cpu import fitting_threads
+
 # Bounded threads, set before anything imports torch, a BLAS or tokenizers: on a busy 2-core machine
 # torch's default (one thread per core) next to the llama.cpp server made slow tests time out.
 # Subprocesses the tests start inherit these. BBEDIT_TEST_THREADS raises the bound on a bigger machine.
 TEST_THREADS = max(1, int(os.environ.get("BBEDIT_TEST_THREADS", "1")))
-LLAMA_THREADS = max(1, int(os.environ.get("BBEDIT_TEST_LLAMA_THREADS", "2")))
+# Tests that run a model ask for WORK_THREADS: 2, or 1 when another process already keeps a core
+# busy at the start of the session (spinning threads on a taken core are several times slower than
+# one thread: see bbedit/backends/cpu.py). BBEDIT_TEST_WORK_THREADS sets it.
+WORK_THREADS = max(1, int(os.environ.get("BBEDIT_TEST_WORK_THREADS") or fitting_threads(2)))
+LLAMA_THREADS = max(1, int(os.environ.get("BBEDIT_TEST_LLAMA_THREADS") or WORK_THREADS))
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ.setdefault(_var, str(TEST_THREADS))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -29,7 +35,7 @@ _torch_bounded = False
 
 def pytest_runtest_setup(item: Any) -> None:
     """The first time a test runs with torch imported, cap its threads (a test that asks for more,
-    e.g. ``TransformersBackend(threads=2)``, still gets what it asks for)."""
+    e.g. ``TransformersBackend(threads=WORK_THREADS)``, still gets what it asks for)."""
     global _torch_bounded
     torch = sys.modules.get("torch")
     if torch is None or _torch_bounded:

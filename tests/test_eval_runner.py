@@ -11,6 +11,7 @@ import pytest
 from bbedit.errors import ConfigError
 from bbedit.evaluation.calls import CallCache
 from bbedit.evaluation.harness import SuiteConfig, list_suites
+from tests.conftest import WORK_THREADS
 from tests.test_eval_cases import CF_FLAT, MQUAKE, write
 
 
@@ -157,7 +158,7 @@ def test_editing_suite_runs_and_resumes_from_cache(tmp_path: Path, llama_server:
     write(tmp_path / "data" / "cf.json", recs)
     p = suite_file(tmp_path, suite="tiny", dataset={"path": "cf.json"}, backend=_server_backend(llama_server),
                    generation={"max_tokens": 24}, workers=2, description="tiny",
-                   protocols=["generation", "probability"], probability={"n": 1, "threads": 2})
+                   protocols=["generation", "probability"], probability={"n": 1, "threads": WORK_THREADS})
     kw = {"data_root": tmp_path / "data", "results_root": tmp_path / "res", "cache_dir": tmp_path / "cache"}
     out = run_suite(p, **kw)
     first = json.loads((out / "results.json").read_text())
@@ -229,7 +230,7 @@ def test_general_suite(tmp_path: Path, llama_server: Any) -> None:
 def test_transformers_teacher_forcing_matches_greedy_decoding() -> None:
     from bbedit.backends.transformers_backend import TransformersBackend
 
-    tb = TransformersBackend(threads=2)
+    tb = TransformersBackend(threads=WORK_THREADS)
     msgs = [{"role": "user", "content": "What is the capital of France?"}]
     reply = tb.complete(msgs, max_tokens=6)
     assert reply.text and reply.prompt_tokens > 5

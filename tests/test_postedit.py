@@ -18,6 +18,7 @@ from bbedit.editors.postedit.editor import EDIT, KEEP
 from bbedit.editors.postedit.text import apply_script, mentions, replace_target, script_for
 from bbedit.errors import ConfigError, EditFileError, ModelNotFound
 from bbedit.types import Edit
+from tests.conftest import WORK_THREADS
 from tests.test_eval_cases import POSTEDIT_EDITS, POSTEDIT_QUERIES, write
 
 CEO = Edit(subject="Acme", prompt="The CEO of Acme is", target_new="Jane Doe", target_old="John Smith", id="e1")
@@ -179,7 +180,7 @@ def test_prefixes_for_the_postedit_suites() -> None:
 
 @pytest.fixture(scope="module")
 def post_editor() -> PostEditor:
-    pe = PostEditor(threads=2)
+    pe = PostEditor(threads=WORK_THREADS)
     pe.load()
     return pe
 
@@ -254,12 +255,12 @@ def test_training_writes_a_small_adapter_that_loads(tmp_path: Path) -> None:
     root = _train_root(tmp_path)
     out = tmp_path / "adapter"
     s = train(TrainConfig(out=str(out), data_root=str(root), n_counterfact=6, n_zsre=4, served_answers=False,
-                          batch_size=4, threads=2, exclude_eval_subjects=False), progress=False)
+                          batch_size=4, threads=WORK_THREADS, exclude_eval_subjects=False), progress=False)
     assert (out / "adapter_model.safetensors").stat().st_size < 6_000_000
     saved = json.loads((out / "training.json").read_text())
     assert saved["examples"] == s["examples"] > 0 and saved["steps"] >= 1 and saved["loss_curve"]
     assert 0 <= saved["validation"]["decision_accuracy"] <= 1 and saved["train_files"][0].startswith("counterfact")
-    pe = PostEditor(adapter=str(out), threads=2)
+    pe = PostEditor(adapter=str(out), threads=WORK_THREADS)
     r = pe.rewrite("Who runs Acme?", "John Smith.", CEO)
     assert isinstance(r.text, str) and 0 <= r.p_keep <= 1
 
@@ -274,7 +275,7 @@ def test_postedit_suite_reports_the_postedit_keys(tmp_path: Path, llama_server: 
     p = suite_file(tmp_path, suite="tiny-pe", dataset={"path": "pe/query_data.json"},
                    backend=_server_backend(llama_server), generation={"max_tokens": 24}, workers=2,
                    systems=["none", "bbedit", "postedit", "replace"],
-                   options={"primary": "postedit", "original": "reference", "postedit": {"threads": 2}})
+                   options={"primary": "postedit", "original": "reference", "postedit": {"threads": WORK_THREADS}})
     out = run_suite(p, data_root=tmp_path / "data", results_root=tmp_path / "res", cache_dir=tmp_path / "cache")
     res = json.loads((out / "results.json").read_text())
     h = res["headline"]

@@ -9,6 +9,7 @@ import pytest
 
 from bbedit.errors import ConfigError
 from bbedit.types import Edit
+from tests.conftest import WORK_THREADS
 
 EDIT = Edit(subject="Danielle Darrieux", prompt="The mother tongue of Danielle Darrieux is", target_new="English",
             target_old="French", id="e-darrieux")
@@ -92,7 +93,7 @@ def test_corpus_files(tmp_path: Path) -> None:
 def model():  # type: ignore[no-untyped-def]
     from bbedit.backends.transformers_backend import TransformersBackend
 
-    return TransformersBackend(threads=2)
+    return TransformersBackend(threads=WORK_THREADS)
 
 
 @pytest.fixture(autouse=True)
@@ -246,7 +247,7 @@ def test_save_and_load_an_edited_model(model, tmp_path: Path) -> None:  # type: 
         out = save_edited(model, tmp_path / "edited", [EDIT], "rome")
     finally:
         handle.undo()
-    loaded = TransformersBackend(str(out), threads=2)
+    loaded = TransformersBackend(str(out), threads=WORK_THREADS)
     assert _margin(loaded) == pytest.approx(edited, abs=1e-4)
     manifest = load_manifest(out)
     assert manifest["method"] == "rome" and manifest["edits"][0].id == EDIT.id
@@ -300,7 +301,7 @@ def test_gemma3_second_model_rome_edit() -> None:
     from bbedit.backends.transformers_backend import TransformersBackend
     from bbedit.whitebox import make_method
 
-    gemma = TransformersBackend("gemma3-270m", threads=2)
+    gemma = TransformersBackend("gemma3-270m", threads=WORK_THREADS)
     assert gemma.lm.config.model_type == "gemma3_text"
     q = [{"role": "user", "content": EDIT.prompt}]
 
@@ -356,7 +357,7 @@ def test_sequential_suite_shares_targets_and_resumes(tmp_path: Path) -> None:
             "batch": {"alphaedit_blue": 2}, "general": {"mmlu": 1, "sst2": 1, "boolq": 1}, "targets": "shared",
             "method_options": {"rome": fast, "alphaedit_blue": fast}}
     raw = {"suite": "wbseq", "task": "whitebox_sequential", "dataset": {"path": "cf.json"}, "memory": "cases",
-           "editor": {"name": "ike", "mode": "ike"}, "probability": {"threads": 2}, "description": "tiny"}
+           "editor": {"name": "ike", "mode": "ike"}, "probability": {"threads": WORK_THREADS}, "description": "tiny"}
     kw = {"data_root": d, "results_root": tmp_path / "res", "cache_dir": tmp_path / "cache"}
     with pytest.raises(ConfigError, match=r"options\.targets must be"):
         run_suite(suite_file(tmp_path, **raw, options={**opts, "targets": "frozen"}), **kw)

@@ -42,6 +42,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from bbedit.backends.cpu import fitting_threads
 from bbedit.errors import BackendError, BackendUnavailable, ConfigError, ModelNotFound
 
 logger = logging.getLogger(__name__)
@@ -89,14 +90,14 @@ def default_gguf_path() -> pathlib.Path:
 
 
 def default_threads() -> int:
-    """Threads for the embedded model: one core less than the machine has, at most 4.
+    """Threads for the embedded model: one core less than the machine has, at most 4, and no
+    more than the cores free when the server starts.
 
-    A 135M model gains little from more threads, and llama.cpp's threads
-    busy-wait on each other: using every core of a small, shared machine makes
-    requests much slower whenever another process competes for a core (seen
-    while developing; no committed suite measures it).
+    A 135M model gains little from more threads, and llama.cpp's threads busy-wait on each
+    other: a thread more than there are free cores makes every request several times slower
+    (figures in :mod:`bbedit.backends.cpu`).
     """
-    return max(1, min(4, (os.cpu_count() or 2) - 1))
+    return fitting_threads(max(1, min(4, (os.cpu_count() or 2) - 1)))
 
 
 def _check_xllamacpp() -> None:
