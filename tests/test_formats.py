@@ -122,8 +122,9 @@ def test_reimport_is_idempotent_and_exact_repeats_are_dropped(tmp_path: Path) ->
 
 def test_a_dataset_id_reused_for_another_edit_keeps_both(tmp_path: Path) -> None:
     # QAEdit's ids repeat across its NQ / TriviaQA / SimpleQA parts: no edit may be dropped
-    f = write_json(tmp_path / "cf.json", [CF_FLAT, {**CF_FLAT, "target_new": "Greek"}, {**CF_FLAT, "target_new": "Latin"}])
-    edits = read_edits(f)
+    greek = {**CF_FLAT, "target_new": "Greek"}
+    f = write_json(tmp_path / "cf.json", [CF_FLAT, greek, greek, {**CF_FLAT, "target_new": "Latin"}, CF_FLAT])
+    edits = read_edits(f)  # an exact repeat of a renamed edit is dropped like any exact repeat
     assert [(e.id, e.target_new) for e in edits] == [("cf-41", CF_FLAT["target_new"]), ("cf-41#2", "Greek"),
                                                      ("cf-41#3", "Latin")]
     assert [e.id for e in read_edits(f)] == [e.id for e in edits]  # the same ids on every import

@@ -58,6 +58,7 @@ def test_named_in_matches_whole_words_ignoring_case_and_accents() -> None:
     assert named_in("who runs ACME corp today?", ["Acme Corporation", "Acme Corp"]) == "Acme Corp"
     assert named_in("Where was Zoe Saldana born?", ["Zoë Saldaña"]) == "Zoë Saldaña"
     assert named_in("What does Acmeology study?", ["Acme"]) is None  # not part of a word
+    assert named_in("Who sang in Beatles songs?", ["The Beatles"]) == "The Beatles"  # leading "the" optional
     assert named_in("anything", ["", "Acme"]) is None
 
 

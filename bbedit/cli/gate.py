@@ -12,10 +12,15 @@ from bbedit.cli.common import mem_opt, open_memory
 
 def cmd_gate(args: argparse.Namespace) -> int:
     if args.gate_cmd == "train":
-        from bbedit.scope.train import train_gate
-
         out = Path(args.out)
-        summary = train_gate(Path(args.data), out, n_cases=args.n_cases, cross_fit_folds=args.cross_fit_folds)
+        if Path(args.data).is_dir():  # the training files of a data folder: many relations (the shipped model)
+            from bbedit.scope.train_pairs import train_from_pairs
+
+            summary = train_from_pairs(Path(args.data), out, n_train=args.n_train, n_dev=args.n_dev)
+        else:
+            from bbedit.scope.train import train_gate
+
+            summary = train_gate(Path(args.data), out, n_cases=args.n_cases, cross_fit_folds=args.cross_fit_folds)
         print(json.dumps({k: v for k, v in summary.items() if k != "curve"}, indent=2))
         return 0
     if args.gate_cmd == "eval":
@@ -77,10 +82,13 @@ def register(sub: Any) -> None:
     a.add_argument("--gate-from", default=None, help="a folder with the gate.json to use (default: the built-in gate)")
     a.add_argument("-n", type=int, default=None, help="only the first N cases")
     a.add_argument("--out", default="eval/results/gate-eval", help="results go to OUT/<dataset name>/")
-    a = gsub.add_parser("train", help="train the gate's scorer on a CounterFact-format file")
-    a.add_argument("--data", required=True)
-    a.add_argument("--out", required=True)
-    a.add_argument("--n-cases", type=int, default=None)
+    a = gsub.add_parser("train", help="train the gate's scorer: on a data folder's training files (many "
+                        "relations, as the shipped model) or on one CounterFact-format file")
+    a.add_argument("--data", required=True, help="../shared/data (a folder) or a CounterFact-format file")
+    a.add_argument("--out", required=True, help="the model JSON to write")
+    a.add_argument("--n-train", type=int, default=12000, help="folder: training facts sampled")
+    a.add_argument("--n-dev", type=int, default=2000, help="folder: held-out facts that choose the threshold")
+    a.add_argument("--n-cases", type=int, default=None, help="file: only the first N cases")
     a.add_argument("--cross-fit-folds", type=int, default=0,
                    help="fit the relation feature on held-out relation clusters (K folds) when training the scorer")
     sp.set_defaults(func=cmd_gate)

@@ -406,6 +406,18 @@ def iter_edits(path: PathLike, format: str = "auto", *, on_error: str = "raise",
     return _convert(path, text, spec, on_error, spec.id_prefix if id_prefix is None else id_prefix)
 
 
+def _same_as_seen(id_: str, content: dict[str, Any], seen: dict[str, tuple[dict[str, Any], str]]) -> str | None:
+    """The id of an earlier record with this content under ``id_`` or one of its renamings
+    (``id_#2``, ...), or None."""
+    for n in itertools.count(1):
+        cand = id_ if n == 1 else f"{id_}#{n}"
+        if cand not in seen:
+            return None
+        if seen[cand][0] == {**content, "id": cand}:
+            return cand
+    return None  # pragma: no cover - the loop ends at the first free id
+
+
 def _convert(path: str, text: str, spec: _Spec, on_error: str, prefix: str) -> Iterator[Edit]:
     seen: dict[str, tuple[dict[str, Any], str]] = {}
     index = -1
@@ -418,8 +430,9 @@ def _convert(path: str, text: str, spec: _Spec, on_error: str, prefix: str) -> I
             edit = spec.read(value, index, prefix)
             content = {k: v for k, v in edit.to_dict().items() if k != "created_at"}
             if edit.id in seen:
-                if seen[edit.id][0] == content:
-                    log.debug("%s: %s repeats edit %s; skipped", path, place, edit.id)
+                same = _same_as_seen(edit.id, content, seen)
+                if same is not None:
+                    log.debug("%s: %s repeats edit %s; skipped", path, place, same)
                     continue
                 if spec.read is _read_native:  # a user's own ids: a clash is a mistake to report
                     raise InvalidEdit(f"duplicate edit id {edit.id!r} (first at {seen[edit.id][1]})")

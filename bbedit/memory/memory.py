@@ -386,8 +386,8 @@ class EditMemory:
                     deactivate.append((old.id, e.id))
                     if e.supersedes is None:
                         e = e.replace(supersedes=old.id)
-                    for by_id in pending.values():
-                        by_id.pop(old.id, None)
+                    for k in (name_key(n) for n in (old.subject, *old.aliases)):
+                        pending.get(k, {}).pop(old.id, None)
             final.append(e)
             for k in keys:
                 pending.setdefault(k, {})[e.id] = (e, ctx)

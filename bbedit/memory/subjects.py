@@ -35,11 +35,13 @@ def name_key(name: str) -> tuple[str, ...]:
 
 
 def named_in(text: str, names: Iterable[str]) -> str | None:
-    """The first of ``names`` that ``text`` names (the same words, ignoring case and accents), or None."""
+    """The first of ``names`` that ``text`` names (the same words, ignoring case and accents; a
+    leading "the" is optional, as in :class:`SubjectIndex`), or None."""
     toks = tuple(t for t, _, _ in tokens(text))
     for name in names:
         key = name_key(name)
-        if key and any(toks[i:i + len(key)] == key for i in range(len(toks) - len(key) + 1)):
+        keys = (key, key[1:]) if len(key) > 1 and key[0] == "the" else (key,)
+        if any(k and any(toks[i:i + len(k)] == k for i in range(len(toks) - len(k) + 1)) for k in keys):
             return name
     return None
 
