@@ -168,3 +168,82 @@ def test_trained_gate_on_training_derived_dev_pairs(shared_data: Path) -> None:
     s = scorer.score([p.query for p in picked], [edit_text(p.prompt, p.subject, p.aliases) for p in picked])
     acc = sum((x >= t) == bool(p.label) for x, p in zip(s, picked, strict=True)) / len(picked)
     assert acc >= 0.85
+
+
+@pytest.mark.slow
+def test_train_from_pairs_fits_a_gate_that_loads(tiny_data: Path, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """The multi-relation trainer on a miniature data folder: a model JSON the gate loads, a
+    threshold chosen on dev subjects only, and a relation projection that tells same from other relation."""
+    from bbedit.errors import ConfigError
+    from bbedit.scope.features import FEATURES
+    from bbedit.scope.gate import LearnedGate
+    from bbedit.scope.model import PairScorer
+    from bbedit.scope.train_pairs import THRESHOLDS, train_from_pairs
+
+    out = tmp_path / "gate_model.json"
+    s = train_from_pairs(tiny_data, out, n_train=1000, n_dev=1000, embedder=embedder, epochs=60, dev_fraction=0.5)
+    d = json.loads(out.read_text())
+    assert d["recommended_threshold"] == s["threshold"] and s["threshold"] in THRESHOLDS
+    scorer = PairScorer.from_dict(d, FEATURES)
+    assert scorer.relation_proj is not None
+    assert s["train_pairs"] > 0 and s["dev_pairs"] > 0
+    assert s["data"]["facts_removed_total"] >= 1, "the fact sharing a subject with the evaluation file is removed"
+    assert {c["threshold"] for c in s["curve"]} == set(THRESHOLDS)
+    with EditMemory(None, embedder=embedder) as m:
+        assert LearnedGate(m, scorer, s["threshold"]).threshold == s["threshold"]
+    with pytest.raises(ConfigError, match="dev pairs"):
+        train_from_pairs(tiny_data, None, n_train=1000, n_dev=0, embedder=embedder, epochs=5)
+
+
+def test_named_questions_name_the_subject_and_ask_something_else() -> None:
+    """Generic questions become "same subject, other question" negatives only when they name the
+    whole subject (a leading "the" optional) and share no content word with the edit's prompt."""
+    import random
+
+    from bbedit.scope.pairs import _Generator
+
+    generic = ["what was the economic system of the soviet union", "where is the soviet union located",
+               "who wrote the union song", "when did the union jack change"]
+    g = _Generator([], {}, generic, random.Random(0))
+    assert g.named_questions("Soviet Union", "Soviet Union is located in") == [generic[0]]
+    assert g.named_questions("The Soviet Union", "The Soviet Union is located in") == [generic[0]]
+    assert g.named_questions("Atlantis", "Atlantis is located in") == []
+
+
+def test_choose_threshold_best_f1_or_a_precision_target() -> None:
+    from bbedit.scope.train_pairs import choose_threshold, pr_at
+
+    curve = [{"threshold": 0.2, "precision": 0.6, "recall": 0.99}, {"threshold": 0.5, "precision": 0.9, "recall": 0.9},
+             {"threshold": 0.8, "precision": 0.99, "recall": 0.5}]
+    assert choose_threshold(curve) == 0.5
+    assert choose_threshold(curve, target_precision=0.95) == 0.8
+    assert choose_threshold(curve, target_precision=0.999) == 0.8  # unreachable: the strictest one
+    import numpy as np
+
+    best = np.array([0.9, 0.7, 0.3, 0.95, -1.0])
+    label = np.array([1.0, 0.0, 1.0, -1.0, -2.0])  # right, wrong, right but low, unknown, no candidate
+    prec, rec = pr_at(best, label, np.array([True, False, True, True, False]), 0.5)
+    assert (prec, rec) == (0.5, 1 / 3)  # the unknown accepted row counts neither way
+
+
+def test_other_edits_of_the_subject_are_labelled_by_relation(embedder) -> None:  # type: ignore[no-untyped-def]
+    """On training rows, "Who runs Veltrix?" is in scope of Veltrix's CEO edit and out of scope of its
+    CTO edit; without relations that CTO row's label is unknown (-1)."""
+    from bbedit.scope.pairs import Pair
+    from bbedit.scope.train_pairs import _fact_key, featurise_pairs
+    from bbedit.types import Edit
+
+    pair = Pair("Who runs Veltrix?", "Who is the CEO of Veltrix?", "Veltrix", 1, "paraphrase", "synthetic",
+                relation="ceo")
+    other = Pair("Who leads Veltrix's engineering?", "Who is the CTO of Veltrix?", "Veltrix", 1, "paraphrase",
+                 "synthetic", relation="cto")
+    with EditMemory(None, embedder=embedder) as m:
+        edits = m.add_many([{"subject": p.subject, "prompt": p.prompt, "target_new": "x"} for p in (pair, other)],
+                           supersede=False)
+        edit_of: dict[tuple[str, str, tuple[str, ...]], Edit] = {
+            _fact_key(p): e for p, e in zip((pair, other), edits, strict=True)}
+        relation_of = {edits[0].id: "ceo", edits[1].id: "cto"}
+        by_rel = featurise_pairs(m, [pair], edit_of, relation_of=relation_of)
+        plain = featurise_pairs(m, [pair], edit_of)
+    assert sorted(by_rel.y.tolist()) == [0.0, 1.0]
+    assert sorted(plain.y.tolist()) == [-1.0, 1.0]

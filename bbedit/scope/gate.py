@@ -277,12 +277,14 @@ def _builtin() -> tuple[PairScorer, float]:
 
 
 def builtin_scorer() -> PairScorer:
-    """The scorer shipped in ``bbedit/scope/gate_model.json`` (trained on counterfact-train only)."""
+    """The scorer shipped in ``bbedit/scope/gate_model.json``: fitted on the multi-relation pairs of
+    :mod:`bbedit.scope.pairs` (``python -m bbedit.scope.train_pairs``; its training summary is kept in
+    the file under ``trained_on``)."""
     return _builtin()[0]
 
 
 def builtin_threshold() -> float:
-    """The threshold recommended with the built-in scorer (from its held-out validation)."""
+    """The threshold recommended with the built-in scorer (the best F1 on its dev subjects)."""
     return _builtin()[1]
 
 

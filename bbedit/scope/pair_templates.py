@@ -150,7 +150,7 @@ RELATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
 # relations that are easy to confuse with each other (both directions)
 CLOSE: tuple[tuple[str, str], ...] = (
     ("P19", "P20"), ("P19", "P27"), ("P27", "P1412"), ("P103", "P1412"), ("P106", "P39"), ("P106", "P101"),
-    ("P108", "P463"), ("P937", "P108"), ("P176", "P178"), ("P36", "P1376"), ("P364", "P407"), ("P37", "P36"),
+    ("P108", "P463"), ("P937", "P108"), ("P176", "P178"), ("P364", "P407"), ("P37", "P36"),
     ("P17", "P131"), ("P159", "P740"), ("P495", "P364"), ("P19", "birthdate"), ("father", "mother"),
     ("P413", "sport"), ("P136", "P1303"), ("director", "cast"), ("director", "producer"), ("director", "screenwriter"),
     ("screenwriter", "author"), ("composer", "director"), ("producer", "screenwriter"), ("author", "publisher"),
@@ -159,6 +159,11 @@ CLOSE: tuple[tuple[str, str], ...] = (
     ("price", "plan_launch"), ("employer", "job_title"), ("employer", "residence"), ("residence", "worker_birthplace"),
     ("worker_birthplace", "worker_age"), ("manager", "employer"),
 )
+
+# Inverse relations phrased with the same words ("the capital of Japan" / "Japan is the capital of"):
+# never each other's negatives, since the query of one about the other's subject is the other's
+# question in a different word order (or no question at all).
+INVERSE: tuple[tuple[str, str], ...] = (("P36", "P1376"),)
 
 # PopQA's 16 templates (regex over the question) -> relation key
 POPQA_TEMPLATES: tuple[tuple[str, str], ...] = (

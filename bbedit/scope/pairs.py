@@ -11,7 +11,8 @@ shape of user edits.
 
 Kinds of pairs: ``paraphrase``, ``alias``, ``case`` (positives); ``other_relation``,
 ``close_relation``, ``other_subject``, ``similar_subject``, ``generic``,
-``generic_subject`` (negatives). Every fact whose subject, and every pair whose query or
+``generic_subject``, ``named_question`` (a real question naming the subject that asks something
+else) (negatives). Every fact whose subject, and every pair whose query or
 prompt, occurs in an evaluation file (compared lower-cased without punctuation) is
 removed and counted. Pairs are split into train/dev by subject.
 """
@@ -45,7 +46,7 @@ EVALUATION_FILES = (
 )
 POSITIVE_KINDS = ("paraphrase", "alias", "case")
 NEGATIVE_KINDS = ("other_relation", "close_relation", "other_subject", "similar_subject", "generic",
-                  "generic_subject")
+                  "generic_subject", "named_question")
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _STOP = frozenset(["the", "of", "a", "an", "and", "in", "on", "at", "to", "for", "is", "was", "de", "la", "le", "von", "van", "da", "di", "del", "du", "st"])
 
@@ -67,6 +68,7 @@ class Pair:
     source: str
     aliases: tuple[str, ...] = ()
     split: str = "train"
+    relation: str = ""  # the edit's relation (an id of its source; "" when not known)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -342,6 +344,10 @@ class _Generator:
         for a, b in T.CLOSE:
             self.close[a].append(b)
             self.close[b].append(a)
+        self.inverse: dict[str, set[str]] = defaultdict(set)
+        for a, b in T.INVERSE:
+            self.inverse[a].add(b)
+            self.inverse[b].add(a)
         self.generic_by_token: dict[str, list[str]] = defaultdict(list)
         for q in self.generic:
             for t in _content(q):
@@ -369,7 +375,7 @@ class _Generator:
 
         def add(query: str, label: int, kind: str) -> None:
             if query and norm(query) != "":
-                out.append(Pair(query, prompt, f.subject, label, kind, f.source, aliases))
+                out.append(Pair(query, prompt, f.subject, label, kind, f.source, aliases, relation=f.relation))
 
         # positives: other phrasings of the same relation, given rephrases, aliases, case changes
         others = [p for p in f.prompts if p != prompt]
@@ -389,7 +395,8 @@ class _Generator:
             form = self._form(rng.choice(close))
             if form:
                 add(_fill(form, rng.choice([f.subject, *f.aliases])), 0, "close_relation")
-        pool = [r for r in self.rels_of_group.get(g if g not in ("cf", "zsre") else "person", []) if r != f.relation]
+        pool = [r for r in self.rels_of_group.get(g if g not in ("cf", "zsre") else "person", [])
+                if r != f.relation and r not in self.inverse[f.relation]]
         if g == "zsre":  # zsRE templates of one relation vary: only clearly different ones are negatives
             mine = _content(f.relation)
             pool = [r for r in self.rels_of_group["zsre"] if r != f.relation and _jaccard(_content(r), mine) < 0.34]
@@ -421,6 +428,30 @@ class _Generator:
         if rng.random() < 0.35:
             share = [q for t in sorted(_content(prompt)) for q in self.generic_by_token.get(t, [])[:50]]
             add(rng.choice(share) if share and rng.random() < 0.5 else rng.choice(self.generic), 0, "generic")
+        # real questions that name the subject and ask something else ("what type of economic system was
+        # used in the soviet union" against "Soviet Union is located in"; "who wrote ..." against "The Who")
+        named = self.named_questions(f.subject, prompt)
+        if named:
+            add(rng.choice(named), 0, "named_question")
+        return out
+
+    def named_questions(self, subject: str, prompt: str) -> list[str]:
+        """Generic questions that name ``subject`` (whole words, a leading "the" optional) and share
+        no other content word with ``prompt`` (so that they do not ask the prompt's relation)."""
+        key = norm(subject).split()
+        if key[:1] == ["the"] and len(key) > 1:
+            key = key[1:]
+        content = [t for t in key if t in self.generic_by_token]
+        if not key or len(content) < len([t for t in key if t not in _STOP]) or not content:
+            return []
+        rarest = min(content, key=lambda t: len(self.generic_by_token[t]))
+        own = _content(prompt) - set(norm(subject).split())
+        out = []
+        for q in self.generic_by_token[rarest][:400]:
+            toks = norm(q).split()
+            if any(toks[i:i + len(key)] == key for i in range(len(toks) - len(key) + 1)) \
+                    and not (_content(q) - set(key)) & own:
+                out.append(q)
         return out
 
     def generic_subject_pairs(self, n: int) -> list[Pair]:
@@ -497,7 +528,7 @@ def generate(data: str | Path, *, seed: int = 0, dev_fraction: float = 0.1, n_ge
             removed_pairs[p.kind] += 1
             continue
         split = _split_of(p.subject, dev_fraction)
-        pairs.append(Pair(p.query, p.prompt, p.subject, p.label, p.kind, p.source, p.aliases, split))
+        pairs.append(Pair(p.query, p.prompt, p.subject, p.label, p.kind, p.source, p.aliases, split, p.relation))
     rng.shuffle(pairs)
     stats: dict[str, Any] = {
         "facts_per_source": dict(per_source), "facts_removed_eval_subject": dict(removed_facts),

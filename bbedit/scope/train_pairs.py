@@ -8,13 +8,15 @@ query goes through the same retrieval and features as at run time (:func:`bbedit
 
 Labels of a candidate row: 1 for the pair's own edit when the pair is in scope, 0 for its own edit
 when it is not and for any edit of another subject that the query does not name. A candidate that
-is another edit of a subject the query names is left out: whether the query asks that edit's
-question is not known from the pair.
+is another edit of a subject the query names is labelled by relation on training rows (1 when an
+in-scope query's edit and that edit share their relation, else 0: "Who is the CTO of X?" is not
+about X's CEO edit), and left out of the dev rows, where the pair alone is the ground truth
+(``by_relation=False`` leaves it out of both).
 
 The relation projection (the ``relation_learned`` feature, also used by the memory to recognise
 that a new edit replaces an old one) is fitted first, on rows whose subject the query names; then
-the scorer. The threshold is the lowest one whose precision on the dev facts (split by subject, so
-no dev subject is trained on) is at least ``target_precision``.
+the scorer. The threshold is chosen on the dev facts (split by subject, so no dev subject is trained
+on): the best F1 there (:func:`choose_threshold`).
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ from typing import Any
 
 import numpy as np
 
+from bbedit.errors import ConfigError
 from bbedit.memory.memory import EditMemory
 from bbedit.memory.subjects import name_key
 from bbedit.scope.features import FEATURES, LEARNED, candidates, project_cos
 from bbedit.scope.model import PairScorer
-from bbedit.scope.pairs import Pair, generate
+from bbedit.scope.pairs import POSITIVE_KINDS, Pair, generate
 from bbedit.types import Edit
 
 log = logging.getLogger(__name__)
@@ -79,8 +82,12 @@ def choose_facts(pairs: Sequence[Pair], n_train: int, n_dev: int, seed: int
 
 
 def featurise_pairs(memory: EditMemory, pairs: Sequence[Pair], edit_of: dict[tuple[str, str, tuple[str, ...]], Edit],
-                    *, k: int = 5, chunk: int = 512) -> Rows:
-    """Rows for every pair's query, routed through ``memory`` (which holds every pair's edit)."""
+                    *, k: int = 5, chunk: int = 512, relation_of: dict[str, str] | None = None) -> Rows:
+    """Rows for every pair's query, routed through ``memory`` (which holds every pair's edit).
+
+    With ``relation_of`` (edit id -> relation), another edit of the subject that a positive pair's
+    query asks about is labelled by relation: in scope when it is the same relation, out of scope
+    when not (the "same subject, other relation" rows that matter most); otherwise it is unknown."""
     xs, ys, qs, qc, ec = [], [], [], [], []
     for b in range(0, len(pairs), chunk):
         part = pairs[b:b + chunk]
@@ -93,6 +100,9 @@ def featurise_pairs(memory: EditMemory, pairs: Sequence[Pair], edit_of: dict[tup
                 e = cand.edit
                 if e.id == own.id:
                     label = float(p.label)
+                elif (name_key(e.subject) in own_names and relation_of and p.kind in POSITIVE_KINDS
+                      and p.relation and relation_of.get(e.id)):
+                    label = 1.0 if relation_of[e.id] == p.relation else 0.0
                 elif name_key(e.subject) in own_names or name_key(e.subject) in named:
                     label = -1.0  # another edit of a subject the query names: its label is unknown
                 else:
@@ -124,26 +134,59 @@ def pr_at(best: np.ndarray, label: np.ndarray, in_scope: np.ndarray, t: float) -
     return tp / max(tp + fp, 1), tp / max(int(in_scope.sum()), 1)
 
 
+THRESHOLDS = (*(round(0.05 * i, 2) for i in range(1, 20)), 0.96, 0.97, 0.98, 0.99)
+
+
+def dev_curve(best: np.ndarray, label: np.ndarray, in_scope: np.ndarray) -> list[dict[str, float]]:
+    """Precision and recall at each of :data:`THRESHOLDS`."""
+    out = []
+    for t in THRESHOLDS:
+        prec, rec = pr_at(best, label, in_scope, t)
+        out.append({"threshold": t, "precision": prec, "recall": rec})
+    return out
+
+
+def choose_threshold(curve: Sequence[dict[str, float]], target_precision: float | None = None) -> float:
+    """The threshold with the best F1 on the dev pairs, or with ``target_precision`` the lowest one
+    whose precision reaches it (the most recall at that precision).
+
+    F1 is the default because the dev pairs are mostly hard negatives (same subject, other relation;
+    similar names), far more than real traffic holds: a precision target on them buys precision that
+    traffic does not need with recall that it does."""
+    if target_precision is None:
+        return max(curve, key=lambda c: (2 * c["precision"] * c["recall"] / max(c["precision"] + c["recall"], 1e-9),
+                                         c["threshold"]))["threshold"]
+    return next((c["threshold"] for c in curve if c["precision"] >= target_precision), curve[-1]["threshold"])
+
+
 def train_from_pairs(data: str | Path, out: str | Path | None = None, *, n_train: int = 12000, n_dev: int = 2000,
-                     seed: int = 0, target_precision: float = 0.98, kind_weights: dict[str, float] | None = None,
-                     embedder: Any = None, hidden: int = 32, epochs: int = 400) -> dict[str, Any]:
+                     seed: int = 0, target_precision: float | None = None, kind_weights: dict[str, float] | None = None,
+                     embedder: Any = None, hidden: int = 32, epochs: int = 400,
+                     compare: str | Path | None = None, dev_fraction: float = 0.1,
+                     by_relation: bool = True) -> dict[str, Any]:
     """Fit the relation projection and the scorer on ``n_train`` training facts (their pairs as
-    queries) with ``n_dev`` dev facts held out for the threshold; write the model JSON to ``out``.
+    queries) with ``n_dev`` dev facts held out for the threshold (:func:`choose_threshold`); write the
+    model JSON to ``out``.
 
     Returns a summary (counts, dev precision/recall per threshold, per pair kind). Raises
     ConfigError when a training file under ``data`` is missing.
     """
     t0 = time.perf_counter()
-    ps = generate(data, seed=seed)
+    ps = generate(data, seed=seed, dev_fraction=dev_fraction)
     keys, train, dev = choose_facts(ps.pairs, n_train, n_dev, seed)
+    if not train or not dev:
+        raise ConfigError(f"{data}: the training files gave {len(train)} training and {len(dev)} dev pairs; "
+                          "both are needed")
     edits = [Edit(subject=s, prompt=pr, target_new=NO_TARGET, aliases=al, id=f"f{n}")
              for n, (pr, s, al) in enumerate(keys)]
     edit_of = dict(zip(keys, edits, strict=True))
+    rel_of_key = {_fact_key(p): p.relation for p in (*train, *dev) if p.relation}
+    relation_of = {e.id: rel_of_key[k] for k, e in edit_of.items() if k in rel_of_key} if by_relation else None
     memory = EditMemory(embedder=embedder)
     log.info("storing %d facts (%d train pairs, %d dev pairs)", len(edits), len(train), len(dev))
     memory.add_many(edits, supersede=False, progress=True)
-    rows_t = featurise_pairs(memory, train, edit_of)
-    rows_d = featurise_pairs(memory, dev, edit_of)
+    rows_t = featurise_pairs(memory, train, edit_of, relation_of=relation_of)
+    rows_d = featurise_pairs(memory, dev, edit_of)  # dev keeps the plain labels: the same measure for every model
     t_feat = time.perf_counter() - t0
     known = rows_t.y >= 0
     named = known & (rows_t.x[:, FEATURES.index("subject_named")] > 0)
@@ -157,15 +200,19 @@ def train_from_pairs(data: str | Path, out: str | Path | None = None, *, n_train
     scorer.relation_proj = proj
     best, label = query_decisions(scorer.score(rows_d.x), rows_d, len(dev))
     in_scope = np.array([p.label == 1 for p in dev])
-    curve = []
-    threshold = 0.95
-    for t in np.round(np.linspace(0.05, 0.95, 19), 2):
-        prec, rec = pr_at(best, label, in_scope, float(t))
-        curve.append({"threshold": float(t), "precision": prec, "recall": rec})
-    for c in curve:  # the lowest threshold that keeps the target precision (the most recall)
-        if c["precision"] >= target_precision:
-            threshold = c["threshold"]
-            break
+    curve = dev_curve(best, label, in_scope)
+    threshold = choose_threshold(curve, target_precision)
+    baseline = None
+    if compare is not None:  # another model JSON (the shipped gate) on the same dev rows
+        d = json.loads(Path(compare).read_text())
+        other = PairScorer.from_dict(d, FEATURES)
+        x = rows_d.x.copy()
+        x[:, LEARNED] = project_cos(other.relation_proj, rows_d.q_ctx, rows_d.e_ctx)
+        ob, ol = query_decisions(other.score(x), rows_d, len(dev))
+        ot = float(d.get("recommended_threshold", 0.5))
+        op, orc = pr_at(ob, ol, in_scope, ot)
+        baseline = {"model": str(compare), "threshold": ot, "dev_precision": op, "dev_recall": orc,
+                    "curve": dev_curve(ob, ol, in_scope)}
     prec, rec = pr_at(best, label, in_scope, threshold)
     acc = best >= threshold
     per_kind: dict[str, dict[str, float]] = {}
@@ -182,11 +229,11 @@ def train_from_pairs(data: str | Path, out: str | Path | None = None, *, n_train
         "train_rows": len(rows_t.y), "train_rows_unknown": int((rows_t.y < 0).sum()),
         "train_pairs_per_kind": dict(Counter(p.kind for p in train)),
         "train_pairs_per_source": dict(Counter(p.source for p in train)),
-        "data": ps.stats, "seed": seed, "kind_weights": weights, "target_precision": target_precision,
+        "data": ps.stats, "seed": seed, "labels_by_relation": by_relation, "kind_weights": weights, "target_precision": target_precision,
         "threshold": threshold, "dev_precision": prec, "dev_recall": rec, "curve": curve, "dev_per_kind": per_kind,
         "dev_relation_cos_same": float(rel_t[dn & (rows_d.y == 1)].mean()) if (dn & (rows_d.y == 1)).any() else None,
         "dev_relation_cos_other": float(rel_t[dn & (rows_d.y == 0)].mean()) if (dn & (rows_d.y == 0)).any() else None,
-        "featurise_seconds": t_feat, "train_seconds": time.perf_counter() - t0,
+        "baseline": baseline, "featurise_seconds": t_feat, "train_seconds": time.perf_counter() - t0,
     }
     log.info("gate trained on pairs: dev precision %.4f recall %.4f at threshold %.2f", prec, rec, threshold)
     if out is not None:
@@ -208,17 +255,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--n-train", type=int, default=12000)
     ap.add_argument("--n-dev", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--target-precision", type=float, default=0.98)
+    ap.add_argument("--target-precision", type=float, default=None,
+                    help="choose the lowest threshold with this dev precision (default: the best dev F1)")
     ap.add_argument("--other-relation-weight", type=float, default=1.0)
+    ap.add_argument("--no-relation-labels", action="store_true",
+                    help="leave other edits of a positive query's subject unlabelled instead of labelling them by relation")
+    ap.add_argument("--compare", help="another model JSON scored on the same dev rows (e.g. the shipped gate)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     s = train_from_pairs(a.data, a.out, n_train=a.n_train, n_dev=a.n_dev, seed=a.seed,
                          target_precision=a.target_precision,
-                         kind_weights={"other_relation": a.other_relation_weight})
+                         kind_weights={"other_relation": a.other_relation_weight}, compare=a.compare,
+                         by_relation=not a.no_relation_labels)
     if a.summary:
         Path(a.summary).write_text(json.dumps(s, indent=1))
     print(json.dumps({k: s[k] for k in ("threshold", "dev_precision", "dev_recall", "dev_per_kind",
                                         "dev_relation_cos_same", "dev_relation_cos_other", "train_seconds")}, indent=1))
+    if s["baseline"]:
+        print(json.dumps({k: v for k, v in s["baseline"].items() if k != "curve"}, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,166 @@
+"""The built-in gate on the cases that broke the CounterFact-only gate (issue: a scope gate that works
+on any fact): a user's own edits about a fictional company, and fixed slices of every shared
+evaluation set's hardest probe kinds.
+
+Each floor is the rate measured with the shipped gate when it was installed, less a margin, so a
+gate that regresses on a kind fails here; the full figures are the scope benchmark's
+(`eval/scope.py`, `eval/results/scope/`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bbedit.memory.memory import EditMemory
+from bbedit.routing import Router
+
+# A user's edits about an invented company and its people: no old values given.
+COMPANY = [
+    {"id": "ceo", "subject": "Veltrix Dynamics", "aliases": ["Veltrix"], "prompt": "Who is the CEO of Veltrix Dynamics?",
+     "target_new": "Priya Raman"},
+    {"id": "cto", "subject": "Veltrix Dynamics", "aliases": ["Veltrix"], "prompt": "Who is the CTO of Veltrix Dynamics?",
+     "target_new": "Lena Moreau"},
+    {"id": "hq", "subject": "Veltrix Dynamics", "aliases": ["Veltrix"],
+     "prompt": "Where is Veltrix Dynamics headquartered?", "target_new": "Lisbon"},
+    {"id": "product", "subject": "Veltrix Dynamics", "aliases": ["Veltrix"],
+     "prompt": "What is the flagship product of Veltrix Dynamics?", "target_new": "Nimbus Hub"},
+    {"id": "price", "subject": "Nimbus Hub", "prompt": "How much does the Nimbus Hub cost?", "target_new": "$349"},
+    {"id": "priya", "subject": "Priya Raman", "prompt": "Which company does Priya Raman work for?",
+     "target_new": "Veltrix Dynamics"},
+    {"id": "omar", "subject": "Omar Haddad", "prompt": "Which company does Omar Haddad work for?",
+     "target_new": "Corvane Labs"},
+    {"id": "corvane-ceo", "subject": "Corvane Labs", "prompt": "Who is the CEO of Corvane Labs?",
+     "target_new": "Omar Haddad"},
+    {"id": "corvane-hq", "subject": "Corvane Labs", "prompt": "Where is Corvane Labs based?", "target_new": "Tallinn"},
+    {"id": "final", "subject": "2026 Orbis Cup final", "prompt": "Who won the 2026 Orbis Cup final?",
+     "target_new": "Lyon"},
+]
+
+IN_SCOPE = [  # (question, the edit it must reach)
+    ("Who is the CEO of Veltrix Dynamics?", "ceo"),
+    ("Who is the chief executive of Veltrix?", "ceo"),
+    ("Who runs Veltrix Dynamics?", "ceo"),
+    ("Who heads Veltrix?", "ceo"),
+    ("Who is the CTO of Veltrix Dynamics?", "cto"),
+    ("Who is Veltrix's chief technology officer?", "cto"),
+    ("Where is Veltrix Dynamics headquartered?", "hq"),
+    ("In which city is Veltrix based?", "hq"),
+    ("What is Veltrix Dynamics' flagship product?", "product"),
+    ("What is the price of the Nimbus Hub?", "price"),
+    ("Who does Priya Raman work for?", "priya"),
+    ("Who employs Omar Haddad?", "omar"),
+    ("Who is the CEO of Corvane Labs?", "corvane-ceo"),
+    ("Where is Corvane Labs headquartered?", "corvane-hq"),
+    ("Who won the 2026 Orbis Cup final?", "final"),
+]
+
+CONTROLS = [  # same subjects, facts nobody edited
+    "How many employees does Veltrix Dynamics have?",
+    "When was Veltrix Dynamics founded?",
+    "Is Veltrix Dynamics a public company?",
+    "What colours is the Nimbus Hub available in?",
+    "Where did Priya Raman go to university?",
+    "How old is Omar Haddad?",
+    "What does Corvane Labs research?",
+    "Who founded Corvane Labs?",
+    "Where was the 2026 Orbis Cup final played?",
+    "What is the capital of Portugal?",
+    "Who sang the song Hey Jude?",
+]
+
+
+@pytest.fixture(scope="module")
+def company_router(embedder) -> Router:  # type: ignore[no-untyped-def]
+    m = EditMemory(None, embedder=embedder)
+    m.add_many(COMPANY, supersede=False)
+    return Router(m)
+
+
+@pytest.mark.parametrize(("question", "edit_id"), IN_SCOPE)
+def test_a_users_company_questions_reach_their_edit(company_router: Router, question: str, edit_id: str) -> None:
+    r = company_router.route_query(question)
+    assert r.edit is not None and r.edit.id == edit_id, r.explain()
+
+
+def test_a_users_company_controls_pass_through(company_router: Router) -> None:
+    routed = {q: r.edit.id for q in CONTROLS if (r := company_router.route_query(q)).edit is not None}
+    assert len(routed) <= 1, routed  # measured at install: see the module docstring
+
+
+# -- fixed slices of the shared evaluation sets ------------------------------------------------------
+
+def _rate(router: Router, queries: list[tuple[str, set[str]]]) -> float:
+    """Share handled right: an in-scope query (non-empty ids) accepted with one of its ids, an
+    out-of-scope one (no ids) rejected."""
+    right = 0
+    for q, ids in queries:
+        r = router.route_query(q)
+        right += (r.edit is not None and r.edit.id in ids) if ids else r.edit is None
+    return right / len(queries)
+
+
+def knowedit_rates(shared_data: Path, embedder) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """KnowEdit ZsRE's first 150 cases: Relation_Specificity prompts (same subject, other relation)
+    rejected, rephrases accepted."""
+    cases = json.loads((shared_data / "knowedit" / "ZsRE-test-all.json").read_text())[:150]
+    with EditMemory(None, embedder=embedder) as m:
+        m.add_many([{"id": f"ke-{i}", "subject": c["subject"], "prompt": c["prompt"], "target_new": c["target_new"]}
+                    for i, c in enumerate(cases)], supersede=False)
+        router = Router(m)
+        spec: list[tuple[str, set[str]]] = [(p["prompt"], set()) for c in cases
+                                            for p in (c.get("locality", {}).get("Relation_Specificity") or [])[:1]]
+        reph = [(c["rephrase_prompt"], {f"ke-{i}"}) for i, c in enumerate(cases) if c.get("rephrase_prompt")]
+        return {"knowedit_relation_specificity": _rate(router, spec), "knowedit_rephrase": _rate(router, reph)}
+
+
+def counterfact_rates(shared_data: Path, embedder) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """CounterFact's first 200 evaluation cases: locality prompts (other subjects, same relation)
+    rejected, paraphrases accepted."""
+    cases = json.loads((shared_data / "counterfact" / "counterfact-edit.json").read_text())[:200]
+    with EditMemory(None, embedder=embedder) as m:
+        m.add_many([{"id": f"cf-{c['case_id']}", "subject": c["subject"], "prompt": c["prompt"],
+                     "target_new": c["target_new"]} for c in cases], supersede=False)
+        router = Router(m)
+        subjects = {c["subject"] for c in cases}
+        loc: list[tuple[str, set[str]]] = [(c["locality_prompt"], set()) for c in cases if c.get("locality_prompt")
+                                           and not any(s in c["locality_prompt"] for s in subjects)]
+        reph = [(c["rephrase_prompt"], {f"cf-{c['case_id']}"}) for c in cases if c.get("rephrase_prompt")]
+        return {"counterfact_locality": _rate(router, loc), "counterfact_rephrase": _rate(router, reph)}
+
+
+def postedit_rates(shared_data: Path, embedder) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """PostEdit zsRE's first 150 edits: naive and paraphrased queries accepted, neighbours rejected."""
+    from bbedit.evaluation.cases import load_dataset
+
+    ds = load_dataset(shared_data / "postedit" / "zsre" / "query_data.json", on_error="skip")
+    cases = ds.cases[:150]
+    with EditMemory(None, embedder=embedder) as m:
+        m.add_many([e for c in cases for e in c.edits], supersede=False)
+        router = Router(m)
+        inside = [(p.text, {e.id for e in c.edits}) for c in cases for p in c.probes
+                  if p.kind in ("reliability", "generalization")]
+        outside: list[tuple[str, set[str]]] = [(p.text, set()) for c in cases for p in c.probes
+                                               if p.kind == "locality"]
+        return {"postedit_zsre_in_scope": _rate(router, inside), "postedit_zsre_neighbor": _rate(router, outside)}
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.parametrize("rates", [knowedit_rates, counterfact_rates, postedit_rates],
+                         ids=["knowedit", "counterfact", "postedit_zsre"])
+def test_shared_sets_hard_kinds(rates, shared_data: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    got = rates(shared_data, embedder)
+    assert all(got[k] >= FLOORS[k] for k in got), (got, FLOORS)
+
+
+FLOORS = {  # the shipped gate measured 0.787, 0.840, 1.000, 0.855, 0.985, 1.000 at install; floors are 0.03 lower
+    "knowedit_relation_specificity": 0.75,  # the CounterFact-only gate before it: 0.660
+    "knowedit_rephrase": 0.81,  # before: 0.853
+    "counterfact_locality": 0.97,  # before: 1.000
+    "counterfact_rephrase": 0.82,  # before: 0.955
+    "postedit_zsre_in_scope": 0.95,  # before: 0.970
+    "postedit_zsre_neighbor": 0.97,  # before: 1.000
+}
