@@ -79,7 +79,7 @@ def test_calibrate_save_load(tmp_path: Path, embedder) -> None:  # type: ignore[
 @pytest.mark.slow
 @pytest.mark.data
 def test_gate_on_real_counterfact_cases(shared_data: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    """A regression guard on 600 real CounterFact cases (the full benchmark is eval/scope_counterfact.py)."""
+    """A regression guard on 600 real CounterFact cases (the full benchmark is eval/scope.py)."""
     from bbedit.evaluation.scope_bench import judge, metrics
     from bbedit.scope.train import labelled_queries
     from bbedit.types import Edit
@@ -92,4 +92,6 @@ def test_gate_on_real_counterfact_cases(shared_data: Path, embedder) -> None:  #
         queries = labelled_queries(cases, [e.id for e in edits], synthetic=0.0)
         gate = load_gate(m)
         res = metrics(judge(gate, m, queries), queries, gate.threshold)
-    assert res["precision"] >= 0.98 and res["recall"] >= 0.95, res
+    # the multi-relation gate measured 0.998 / 0.933 here (the CounterFact-only gate before it >= 0.95
+    # recall): rejecting same-subject, other-relation queries costs CounterFact rephrases some recall
+    assert res["precision"] >= 0.98 and res["recall"] >= 0.91, res
