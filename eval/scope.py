@@ -213,6 +213,31 @@ def scale_memory(n: int, cache: Path | None) -> EditMemory:
     return m
 
 
+def load_set(name: str, data: Path, cases: int) -> tuple[EditMemory, list[LabelledQuery], dict[str, Any]]:
+    """One evaluation set by name (:data:`SETS`): a memory holding all its edits, the labelled queries of
+    a seeded sample of ``cases`` cases (every stored edit of the same fact counts as right), and what
+    was loaded."""
+    qa = {"reliability": True, "generalization": True, "locality": False}
+    if name == "counterfact":
+        mem, qs, info = counterfact(data, cases)
+    elif name == "zsre":
+        mem, qs, info = from_dataset(data / "zsre" / "zsre_mend_eval_portability_gpt4.json", cases, qa)
+    elif name == "knowedit":
+        mem, qs, info = knowedit(data, cases)
+    elif name.startswith("postedit_"):
+        mem, qs, info = from_dataset(data / "postedit" / name.split("_", 1)[1] / "query_data.json", cases, qa)
+    elif name == "mquake":
+        mem, qs, info = mquake(data, cases)
+    else:
+        raise SystemExit(f"unknown set {name}")
+    qs, grown = same_fact_ids(mem, qs)
+    info["queries_right_for_duplicate_edits"] = grown
+    info["in_scope_without_edit"] = sum(1 for q in qs if q.in_scope and not any(e in mem for e in q.edit_ids))
+    log.info("%s: %d edits, %d queries (%d in scope, %d with no edit in memory)", name, len(mem), len(qs),
+             sum(q.in_scope for q in qs), info["in_scope_without_edit"])
+    return mem, qs, info
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default=str(DATA_ROOT))
@@ -234,33 +259,14 @@ def main(argv: Sequence[str] | None = None) -> Path:
     names: list[str] = []
     for name in a.sets.split(","):
         ts = time.perf_counter()
-        if name == "counterfact":
-            mem, qs, info = counterfact(data, a.cases)
-        elif name == "zsre":
-            mem, qs, info = from_dataset(data / "zsre" / "zsre_mend_eval_portability_gpt4.json", a.cases,
-                                         {"reliability": True, "generalization": True, "locality": False})
-        elif name == "knowedit":
-            mem, qs, info = knowedit(data, a.cases)
-        elif name.startswith("postedit_"):
-            mem, qs, info = from_dataset(data / "postedit" / name.split("_", 1)[1] / "query_data.json", a.cases,
-                                         {"reliability": True, "generalization": True, "locality": False})
-        elif name == "mquake":
-            mem, qs, info = mquake(data, a.cases)
-        else:
-            raise SystemExit(f"unknown set {name}")
+        mem, qs, info = load_set(name, data, a.cases)
         gates = _gates(mem, a.cross, a.model)
         names = [g.name for g in gates]
-        qs, grown = same_fact_ids(mem, qs)
-        info["queries_right_for_duplicate_edits"] = grown
-        missing = sum(1 for q in qs if q.in_scope and not any(e in mem for e in q.edit_ids))
-        log.info("%s: %d edits, %d queries (%d in scope, %d with no edit in memory)", name, len(mem), len(qs),
-                 sum(q.in_scope for q in qs), missing)
         judged = judge_many(gates, mem, qs)
         res = {g.name: {**metrics(j, qs, g.threshold), "threshold": g.threshold} for g, j in zip(gates, judged, strict=True)}
         curves[name] = {g.name: [[t, *(metrics(j, qs, t)[k] for k in ("precision", "recall"))] for t in CURVE]
                         for g, j in zip(gates, judged, strict=True) if g.name != "similarity"}
-        sets[name] = {"info": {**info, "queries": len(qs), "in_scope": sum(q.in_scope for q in qs),
-                               "in_scope_without_edit": missing}, **res}
+        sets[name] = {"info": {**info, "queries": len(qs), "in_scope": sum(q.in_scope for q in qs)}, **res}
         if name == "counterfact" and a.nq:
             nq = nq_queries(data, a.nq)
             nj = judge_many(gates, mem, nq)

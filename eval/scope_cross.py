@@ -14,143 +14,28 @@ import argparse
 import json
 import logging
 import random
-import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bbedit.evaluation.cases import load_dataset
 from bbedit.evaluation.report import DATA_ROOT, RESULTS_ROOT, md_table, write_results
-from bbedit.evaluation.scope_bench import judge_many, knowedit_queries, metrics
+from bbedit.evaluation.scope_bench import judge_many, metrics
 from bbedit.memory.memory import EditMemory
-from bbedit.routing import Router
 from bbedit.scope.gate import CrossEncoderGate, GateBase, LearnedGate, SimilarityGate
-from bbedit.scope.pairs import norm
-from bbedit.scope.train import LabelledQuery, labelled_queries
-from bbedit.types import Edit
+from eval.scope import (
+    COSINE_THRESHOLD,
+    latency,
+    load_set,
+    nq_queries,
+)
 
 log = logging.getLogger("scope_cross")
-COSINE_THRESHOLD = 0.80
 GATES = ("learned", "cosine", "cross")
-
-
-def _sample(n_total: int, n: int, seed: int = 0) -> list[int]:
-    idx = list(range(n_total))
-    return sorted(random.Random(seed).sample(idx, n)) if n < n_total else idx
-
-
-def _memory(edits: Sequence[Edit]) -> EditMemory:
-    m = EditMemory(None)
-    m.add_many(list(edits), supersede=False)
-    return m
 
 
 def _gates(memory: EditMemory, model: str | None) -> list[GateBase]:
     return [LearnedGate(memory), SimilarityGate(memory, COSINE_THRESHOLD), CrossEncoderGate(memory, model=model)]
-
-
-def counterfact(data: Path, n: int) -> tuple[EditMemory, list[LabelledQuery], dict[str, Any]]:
-    cases = json.loads((data / "counterfact" / "counterfact-edit.json").read_text())
-    edits = [Edit(subject=c["subject"], prompt=c["prompt"], target_new=c["target_new"], target_old=c["ground_truth"],
-                  id=f"cf-{c['case_id']}") for c in cases]
-    qs = labelled_queries(cases, [e.id for e in edits], synthetic=0.0)
-    keep = set(_sample(len(cases), n))
-    qs = [q for q in qs if q.case in keep]
-    return _memory(edits), qs, {"cases_sampled": len(keep), "edits": len(edits),
-                                "locality_in_scope_of_other_edit": sum(q.kind == "locality" and q.in_scope for q in qs)}
-
-
-def from_dataset(path: Path, n: int | None, kinds: dict[str, bool]) -> tuple[EditMemory, list[LabelledQuery], dict[str, Any]]:
-    ds = load_dataset(path, on_error="skip")  # PostEdit's zsRE edit set has records with empty targets
-    edits = ds.edits()
-    keep = set(_sample(len(ds.cases), n)) if n is not None else set(range(len(ds.cases)))
-    qs = []
-    for i, c in enumerate(ds.cases):
-        if i not in keep:
-            continue
-        for p in c.probes:
-            if p.kind in kinds:
-                ids = frozenset(e.id for e in c.edits) if kinds[p.kind] else frozenset()
-                qs.append(LabelledQuery(p.text, ids, p.label or p.kind, i))
-    return _memory(edits), qs, {"cases_sampled": len(keep), "edits": len(edits)}
-
-
-def knowedit(data: Path, n: int) -> tuple[EditMemory, list[LabelledQuery], dict[str, Any]]:
-    cases = json.loads((data / "knowedit" / "ZsRE-test-all.json").read_text())
-    edits = [Edit(subject=c["subject"], prompt=c["prompt"], target_new=c["target_new"], id=f"ke-{i}")
-             for i, c in enumerate(cases)]
-    keep = set(_sample(len(cases), n))
-    qs = [q for q in knowedit_queries(cases, [e.id for e in edits]) if q.case in keep]
-    return _memory(edits), qs, {"cases_sampled": len(keep), "edits": len(edits)}
-
-
-def mquake(data: Path, n: int) -> tuple[EditMemory, list[LabelledQuery], dict[str, Any]]:
-    """In scope: the single-hop questions of edited facts (each of its own edit). Out of scope: the
-    single-hop questions of the original chain that no edit rewrote (other subject or relation)."""
-    raw = json.loads((data / "mquake" / "MQuAKE-hard.json").read_text())
-    ds = load_dataset(data / "mquake" / "MQuAKE-hard.json")
-    edits = ds.edits()
-    keep = set(_sample(len(ds.cases), n))
-    qs: list[LabelledQuery] = []
-    edited = {norm(rw.get("question", "")) for rec in raw for rw in rec["requested_rewrite"]}
-    edited |= {norm(p.text) for c in ds.cases for p in c.probes if p.kind == "reliability"}
-    for i, (c, rec) in enumerate(zip(ds.cases, raw, strict=True)):
-        if i not in keep:
-            continue
-        for p in c.probes:
-            if p.kind == "reliability":
-                ids = frozenset(e.id for e in c.edits if e.target_new == p.answers[0] and e.subject in p.text)
-                qs.append(LabelledQuery(p.text, ids, "single_hop_edited", i))
-        for hop in rec.get("single_hops") or []:
-            if norm(hop["question"]) not in edited:
-                qs.append(LabelledQuery(hop["question"], frozenset(), "single_hop_unedited", i))
-    return _memory(edits), qs, {"cases_sampled": len(keep), "edits": len(edits)}
-
-
-def same_fact_ids(memory: EditMemory, qs: Sequence[LabelledQuery]) -> tuple[list[LabelledQuery], int]:
-    """Each in-scope query is right for every stored edit of the same subject and prompt (datasets
-    repeat facts under several ids: MQuAKE's shared hops, PostEdit's edit sets). Returns the queries
-    and how many gained ids."""
-    by_key: dict[tuple[str, str], set[str]] = {}
-    for e in memory.list():
-        by_key.setdefault((norm(e.subject), norm(e.prompt)), set()).add(e.id)
-    out, grown = [], 0
-    for q in qs:
-        ids = set(q.edit_ids)
-        for eid in q.edit_ids:
-            if eid in memory:
-                e = memory.get(eid)
-                ids |= by_key.get((norm(e.subject), norm(e.prompt)), set())
-        grown += len(ids) > len(q.edit_ids)
-        out.append(LabelledQuery(q.text, frozenset(ids), q.kind, q.case))
-    return out, grown
-
-
-def nq_queries(data: Path, n: int) -> list[LabelledQuery]:
-    lines = (data / "general" / "NQ-open.dev.jsonl").read_text().splitlines()
-    return [LabelledQuery(json.loads(x)["question"], frozenset(), "nq", -1) for x in lines[:n]]
-
-
-def latency(memory: EditMemory, gates: Sequence[GateBase], queries: Sequence[str]) -> dict[str, float]:
-    """p50 of one routed query (retrieval + gate) per gate, and of one bare MiniLM encode."""
-    out: dict[str, float] = {}
-    enc = []
-    for q in queries:
-        t = time.perf_counter()
-        memory.embedder.embed([q])
-        enc.append(time.perf_counter() - t)
-    out["encode_p50_ms"] = 1000 * statistics.median(enc)
-    for g in gates:
-        router = Router(memory, g, refresh=False)
-        router.route_query(queries[0])  # warm (model load)
-        ts = []
-        for q in queries:
-            t = time.perf_counter()
-            router.route_query(q)
-            ts.append(time.perf_counter() - t)
-        out[f"route_p50_ms_{g.name}"] = 1000 * statistics.median(ts)
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -257,33 +142,14 @@ Wall time: {wall:.0f} s.
 
     for name in a.sets.split(","):
         ts = time.perf_counter()
-        if name == "counterfact":
-            mem, qs, info = counterfact(data, a.cases)
-        elif name == "zsre":
-            mem, qs, info = from_dataset(data / "zsre" / "zsre_mend_eval_portability_gpt4.json", a.cases,
-                                         {"reliability": True, "generalization": True, "locality": False})
-        elif name == "knowedit":
-            mem, qs, info = knowedit(data, a.cases)
-        elif name.startswith("postedit_"):
-            mem, qs, info = from_dataset(data / "postedit" / name.split("_", 1)[1] / "query_data.json", a.cases,
-                                         {"reliability": True, "generalization": True, "locality": False})
-        elif name == "mquake":
-            mem, qs, info = mquake(data, a.cases)
-        else:
-            raise SystemExit(f"unknown set {name}")
+        mem, qs, info = load_set(name, data, a.cases)
         gates = _gates(mem, a.model)
-        qs, grown = same_fact_ids(mem, qs)
-        info["queries_right_for_duplicate_edits"] = grown
-        missing = sum(1 for q in qs if q.in_scope and not any(e in mem for e in q.edit_ids))
-        log.info("%s: %d edits, %d queries (%d in scope, %d with no edit in memory)", name, len(mem), len(qs),
-                 sum(q.in_scope for q in qs), missing)
         judged = judge_many(gates, mem, qs)
         res = {g.name: {**metrics(j, qs, g.threshold), "threshold": g.threshold} for g, j in zip(gates, judged, strict=True)}
         cross_j = judged[GATES.index("cross")]
         cross_curve[name] = [[t, metrics(cross_j, qs, t)["precision"], metrics(cross_j, qs, t)["recall"]]
                              for t in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.95)]
-        sets[name] = {"info": {**info, "queries": len(qs), "in_scope": sum(q.in_scope for q in qs),
-                               "in_scope_without_edit": missing}, **res}
+        sets[name] = {"info": {**info, "queries": len(qs), "in_scope": sum(q.in_scope for q in qs)}, **res}
         if name == "counterfact":
             nq = nq_queries(data, a.nq)
             nj = judge_many(gates, mem, nq)

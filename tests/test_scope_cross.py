@@ -87,6 +87,15 @@ def test_pairs_label_hard_cases(tiny_data: Path) -> None:
     # a generic one-word "subject" ("song"): another question with that word -> negative
     generic = [p for p in ps.pairs if p.kind == "generic_subject"]
     assert generic and all(p.label == 0 and p.query != p.prompt for p in generic)
+    # lowercase queries are about as common among positives as among same-subject negatives, so
+    # that case is no cue for being in scope
+    def lower_share(pairs: list) -> float:  # type: ignore[type-arg]
+        return sum(p.query == p.query.lower() for p in pairs) / len(pairs)
+
+    same_subject = [p for p in ps.pairs if p.kind in ("close_relation", "other_relation", "named_question",
+                                                       "similar_subject", "other_subject")]
+    pos_share = lower_share([p for p in ps.pairs if p.label == 1])
+    assert 0.5 * pos_share <= lower_share(same_subject) <= 2 * pos_share
     # a split by subject: no subject is in both splits
     by_split: dict[str, set[str]] = {"train": set(), "dev": set()}
     for p in ps.pairs:

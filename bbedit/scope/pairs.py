@@ -306,12 +306,19 @@ def _fill(form: str, subject: str) -> str:
 
 
 def _vary_case(text: str, rng: random.Random) -> str:
+    """The same text as people type it: lowercase, capitals or a lowercase first letter, and half the
+    time without its question mark."""
     r = rng.random()
     if r < 0.5:
-        return text.lower()
-    if r < 0.7:
-        return text.upper()
-    return text[:1].lower() + text[1:]
+        text = text.lower()
+    elif r < 0.7:
+        text = text.upper()
+    else:
+        text = text[:1].lower() + text[1:]
+    return text.rstrip("?").rstrip() if rng.random() < 0.5 else text
+
+
+_SAME_SUBJECT_NEGATIVES = ("close_relation", "other_relation", "named_question", "similar_subject", "other_subject")
 
 
 def _content(text: str) -> set[str]:
@@ -433,6 +440,11 @@ class _Generator:
         named = self.named_questions(f.subject, prompt)
         if named:
             add(rng.choice(named), 0, "named_question")
+        # the surface forms of the "case" positives (lowercase, capitals, no "?") on negatives too, so that
+        # about 1 query in 18 is lowercase on each side: otherwise lowercase reads as a sign of being in scope
+        for p in [p for p in out if p.label == 0 and p.kind in _SAME_SUBJECT_NEGATIVES]:
+            if rng.random() < 0.12:
+                add(_vary_case(p.query, rng), 0, p.kind)
         return out
 
     def named_questions(self, subject: str, prompt: str) -> list[str]:
