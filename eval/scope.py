@@ -301,7 +301,8 @@ def _training(model: str | None) -> str:
             f"{t['dev_precision']:.3f} / {t['dev_recall']:.3f}")
     b = t.get("baseline")
     if b:
-        line += f", the old gate on the same dev rows {b['dev_precision']:.3f} / {b['dev_recall']:.3f}"
+        line += (f"; the model it was compared with (`--compare {b['model']}`) on the same dev rows, at its own "
+                 f"threshold {b['threshold']}: {b['dev_precision']:.3f} / {b['dev_recall']:.3f}")
     return line + " (the whole training summary: `training.json`, written by `--summary`).\n\n"
 
 
