@@ -256,3 +256,15 @@ def test_other_edits_of_the_subject_are_labelled_by_relation(embedder) -> None: 
         plain = featurise_pairs(m, [pair], edit_of)
     assert sorted(by_rel.y.tolist()) == [0.0, 1.0]
     assert sorted(plain.y.tolist()) == [-1.0, 1.0]
+
+
+def test_supersede_threshold_is_the_lowest_with_the_precision() -> None:
+    import numpy as np
+
+    from bbedit.scope.train_pairs import SUPERSEDE_GRID, choose_supersede_threshold
+
+    cos = np.array([0.95, 0.9, 0.8, 0.78, 0.6, 0.3])
+    same = np.array([True, True, True, False, True, False])
+    assert choose_supersede_threshold(cos, same, target_precision=0.98) == 0.79
+    assert choose_supersede_threshold(cos, same, target_precision=0.75) == 0.5  # 4 of the 5 from 0.50 up
+    assert choose_supersede_threshold(cos, np.zeros(6, bool)) == SUPERSEDE_GRID[-1]

@@ -21,7 +21,7 @@ from bbedit.errors import ConfigError, DuplicateEdit, EditNotFound, InvalidEdit,
 from bbedit.memory.embedder import DEFAULT_EMBEDDER, Embedder, embedder_dim, load_embedder
 from bbedit.memory.files import load_index_cache, replace_dir, save_index_cache
 from bbedit.memory.index import VectorIndex
-from bbedit.memory.relation import relation_similarity
+from bbedit.memory.relation import builtin_supersede_threshold, relation_similarity
 from bbedit.memory.retrieval import Retrieval, subject_span
 from bbedit.memory.store import DB_NAME, EditStore
 from bbedit.memory.subjects import SubjectIndex, name_key
@@ -52,15 +52,16 @@ class EditMemory:
     (default: the packaged all-MiniLM-L6-v2). A later edit of the same subject
     and relation supersedes the earlier one, which stays readable as history:
     same subject means the same name, same relation means identical prompts or a
-    ``relation_similarity`` of the two subject-free prompt embeddings of at least
-    ``supersede_threshold`` (default: the scope gate's learned relation similarity,
-    :func:`bbedit.memory.relation.relation_similarity`). Thread-safe.
+    ``relation_similarity`` of the two subject-free prompt embeddings (default: the scope gate's
+    learned relation similarity, :func:`bbedit.memory.relation.relation_similarity`) of at least
+    ``supersede_threshold`` (default: the one chosen with that projection on its dev pairs,
+    :func:`bbedit.memory.relation.builtin_supersede_threshold`). Thread-safe.
 
     Raises :class:`MemoryCorrupt` when ``path`` holds an unreadable memory.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, embedder: Embedder | str | None = None,
-                 index_kind: str = "auto", hnsw_threshold: int = 50_000, supersede_threshold: float = 0.85,
+                 index_kind: str = "auto", hnsw_threshold: int = 50_000, supersede_threshold: float | None = None,
                  relation_similarity: Callable[[np.ndarray, np.ndarray], float] | None = None) -> None:
         # the embedder is loaded at the first embedding, so listing or reading edits stays fast
         self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
@@ -410,7 +411,8 @@ class EditMemory:
     def _same_fact(self, edit: Edit, ctx: np.ndarray, same_subject_pending: Sequence[tuple[Edit, np.ndarray]]
                    ) -> Edit | None:
         """The active edit (stored, or earlier in this batch with the same subject) that ``edit`` replaces."""
-        best, best_sim = None, self.supersede_threshold
+        best, best_sim = None, (builtin_supersede_threshold() if self.supersede_threshold is None
+                                else self.supersede_threshold)
         prompt_key = name_key(edit.prompt)
         # the same subject by any of its names: "Veltrix" supersedes an edit of "Veltrix Dynamics" (alias Veltrix)
         rows = set().union(*(self._subjects.rows_with_name(n) for n in (edit.subject, *edit.aliases)))

@@ -29,18 +29,33 @@ def project_cos(proj: np.ndarray | None, a: np.ndarray, b: np.ndarray) -> np.nda
     return num / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-9)
 
 
-@functools.lru_cache(maxsize=1)
-def builtin_relation_projection() -> np.ndarray | None:
-    """The learned relation projection (dim x k) of the shipped gate model, or None if it has none.
+DEFAULT_SUPERSEDE_THRESHOLD = 0.85
+"""The supersede threshold of a model file that does not carry its own."""
 
-    Raises :class:`ConfigError` when the shipped model file is missing or unreadable.
-    """
+
+@functools.lru_cache(maxsize=1)
+def _builtin_model() -> tuple[np.ndarray | None, float]:
     try:
         d = json.loads(BUILTIN_MODEL.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ConfigError(f"bbedit's built-in gate model {BUILTIN_MODEL} is missing or unreadable: {e}") from e
     proj = d.get("relation_proj")
-    return None if proj is None else np.asarray(proj, np.float32)
+    return (None if proj is None else np.asarray(proj, np.float32),
+            float(d.get("supersede_threshold", DEFAULT_SUPERSEDE_THRESHOLD)))
+
+
+def builtin_relation_projection() -> np.ndarray | None:
+    """The learned relation projection (dim x k) of the shipped gate model, or None if it has none.
+
+    Raises :class:`ConfigError` when the shipped model file is missing or unreadable.
+    """
+    return _builtin_model()[0]
+
+
+def builtin_supersede_threshold() -> float:
+    """The relation similarity from which a new edit of a subject replaces an old one, chosen with the
+    shipped projection on its dev pairs (``supersede_threshold`` in the model file)."""
+    return _builtin_model()[1]
 
 
 def relation_similarity(a: np.ndarray, b: np.ndarray) -> float:

@@ -16,7 +16,8 @@ about X's CEO edit), and left out of the dev rows, where the pair alone is the g
 The relation projection (the ``relation_learned`` feature, also used by the memory to recognise
 that a new edit replaces an old one) is fitted first, on rows whose subject the query names; then
 the scorer. The threshold is chosen on the dev facts (split by subject, so no dev subject is trained
-on): the best F1 there (:func:`choose_threshold`).
+on): the best F1 there (:func:`choose_threshold`); so is the memory's supersede threshold for that
+projection (:func:`choose_supersede_threshold`), both written into the model file.
 """
 
 from __future__ import annotations
@@ -159,6 +160,20 @@ def choose_threshold(curve: Sequence[dict[str, float]], target_precision: float 
     return next((c["threshold"] for c in curve if c["precision"] >= target_precision), curve[-1]["threshold"])
 
 
+SUPERSEDE_GRID = tuple(round(0.5 + 0.01 * i, 2) for i in range(50))
+
+
+def choose_supersede_threshold(rel_cos: np.ndarray, same: np.ndarray, target_precision: float = 0.98) -> float:
+    """The lowest relation similarity at which at least ``target_precision`` of the pairs that reach it
+    are the same relation (a wrong supersede hides an edit, a missed one leaves two active): on dev
+    rows whose query names the candidate's subject, ``same`` marking the in-scope ones."""
+    for t in SUPERSEDE_GRID:
+        hit = rel_cos >= t
+        if hit.any() and same[hit].mean() >= target_precision:
+            return t
+    return SUPERSEDE_GRID[-1]
+
+
 def train_from_pairs(data: str | Path, out: str | Path | None = None, *, n_train: int = 12000, n_dev: int = 2000,
                      seed: int = 0, target_precision: float | None = None, kind_weights: dict[str, float] | None = None,
                      embedder: Any = None, hidden: int = 32, epochs: int = 400,
@@ -223,6 +238,7 @@ def train_from_pairs(data: str | Path, out: str | Path | None = None, *, n_train
         per_kind[kind] = {"n": int(m.sum()), "handled_right": float(right[m].mean())}
     rel_t = project_cos(proj, rows_d.q_ctx, rows_d.e_ctx)
     dn = (rows_d.y >= 0) & (rows_d.x[:, FEATURES.index("subject_named")] > 0)
+    supersede = choose_supersede_threshold(rel_t[dn], rows_d.y[dn] == 1)
     summary = {
         "what": "learned gate scorer fitted on multi-relation pairs (bbedit.scope.pairs), training files only",
         "n_train_facts": n_train, "n_dev_facts": n_dev, "train_pairs": len(train), "dev_pairs": len(dev),
@@ -231,6 +247,7 @@ def train_from_pairs(data: str | Path, out: str | Path | None = None, *, n_train
         "train_pairs_per_source": dict(Counter(p.source for p in train)),
         "data": ps.stats, "seed": seed, "labels_by_relation": by_relation, "kind_weights": weights, "target_precision": target_precision,
         "threshold": threshold, "dev_precision": prec, "dev_recall": rec, "curve": curve, "dev_per_kind": per_kind,
+        "supersede_threshold": supersede,
         "dev_relation_cos_same": float(rel_t[dn & (rows_d.y == 1)].mean()) if (dn & (rows_d.y == 1)).any() else None,
         "dev_relation_cos_other": float(rel_t[dn & (rows_d.y == 0)].mean()) if (dn & (rows_d.y == 0)).any() else None,
         "baseline": baseline, "featurise_seconds": t_feat, "train_seconds": time.perf_counter() - t0,
@@ -239,6 +256,7 @@ def train_from_pairs(data: str | Path, out: str | Path | None = None, *, n_train
     if out is not None:
         d = scorer.to_dict()
         d["recommended_threshold"] = threshold
+        d["supersede_threshold"] = supersede
         d["trained_on"] = {"file": "bbedit.scope.pairs (../shared/data training files)",
                            **{k: v for k, v in summary.items() if k != "data"}}
         Path(out).write_text(json.dumps(d, indent=1))
@@ -270,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if a.summary:
         Path(a.summary).write_text(json.dumps(s, indent=1))
     print(json.dumps({k: s[k] for k in ("threshold", "dev_precision", "dev_recall", "dev_per_kind",
-                                        "dev_relation_cos_same", "dev_relation_cos_other", "train_seconds")}, indent=1))
+                                        "supersede_threshold", "dev_relation_cos_same", "dev_relation_cos_other", "train_seconds")}, indent=1))
     if s["baseline"]:
         print(json.dumps({k: v for k, v in s["baseline"].items() if k != "curve"}, indent=1))
 
