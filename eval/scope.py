@@ -15,6 +15,7 @@ bare MiniLM encode.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -22,7 +23,6 @@ import random
 import statistics
 import time
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from bbedit.evaluation.cases import load_dataset
 from bbedit.evaluation.report import DATA_ROOT, md_table, write_results
 from bbedit.evaluation.scope_bench import judge_many, knowedit_queries, metrics
 from bbedit.memory.memory import EditMemory
+from bbedit.memory.relation import BUILTIN_MODEL
 from bbedit.routing import Router
 from bbedit.scope.features import FEATURES
 from bbedit.scope.gate import CrossEncoderGate, GateBase, LearnedGate, SimilarityGate
@@ -55,22 +56,30 @@ def _memory(edits: Sequence[Edit]) -> EditMemory:
     return m
 
 
+@functools.lru_cache(maxsize=4)
+def _model_json(path: str) -> dict[str, Any]:
+    """A gate model file, read once per run (every set builds its gates from it)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _scorer(path: str) -> tuple[PairScorer, float]:
+    """The scorer of a gate model file and its recommended threshold."""
+    d = _model_json(path)
+    return PairScorer.from_dict(d, FEATURES), float(d["recommended_threshold"])
+
+
 class OldGate(LearnedGate):
     """The learned gate as it was before the multi-relation scorer (counterfact-train only)."""
 
     name = "old"
 
     def __init__(self, memory: EditMemory) -> None:
-        d = json.loads(OLD_MODEL.read_text(encoding="utf-8"))
-        super().__init__(memory, PairScorer.from_dict(d, FEATURES), float(d["recommended_threshold"]))
+        super().__init__(memory, *_scorer(str(OLD_MODEL)))
 
 
 def _new_gate(memory: EditMemory, model: str | None) -> LearnedGate:
     """The shipped learned gate, or the one in the model JSON ``model`` (a candidate before it ships)."""
-    if model is None:
-        return LearnedGate(memory)
-    d = json.loads(Path(model).read_text(encoding="utf-8"))
-    return LearnedGate(memory, PairScorer.from_dict(d, FEATURES), float(d["recommended_threshold"]))
+    return LearnedGate(memory) if model is None else LearnedGate(memory, *_scorer(model))
 
 
 def _gates(memory: EditMemory, cross: str | None, model: str | None = None) -> list[GateBase]:
@@ -288,11 +297,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
 def _training(model: str | None) -> str:
     """The new gate's own dev figures (held-out subjects of the generated training pairs), with the
     old gate scored on the same dev rows, from the training summary kept in the model JSON."""
-    if model is None:
-        d = json.loads(resources.files("bbedit.scope").joinpath("gate_model.json").read_text())
-    else:
-        d = json.loads(Path(model).read_text(encoding="utf-8"))
-    t = d.get("trained_on") or {}
+    t = _model_json(model or str(BUILTIN_MODEL)).get("trained_on") or {}
     if "dev_precision" not in t:
         return ""
     line = (f"Training (`python -m bbedit.scope.train_pairs`): {t.get('n_train_facts')} training facts "

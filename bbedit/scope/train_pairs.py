@@ -236,7 +236,7 @@ def train_from_pairs(data: str | Path, out: str | Path | None = None, *, n_train
         m = np.array([p.kind == kind for p in dev])
         right = (acc & (label == 1)) if in_scope[m].all() else ~(acc & (label == 0))
         per_kind[kind] = {"n": int(m.sum()), "handled_right": float(right[m].mean())}
-    rel_t = project_cos(proj, rows_d.q_ctx, rows_d.e_ctx)
+    rel_t = rows_d.x[:, LEARNED]  # the relation projection's cosine, set on the dev rows above
     dn = (rows_d.y >= 0) & (rows_d.x[:, FEATURES.index("subject_named")] > 0)
     supersede = choose_supersede_threshold(rel_t[dn], rows_d.y[dn] == 1)
     summary = {
