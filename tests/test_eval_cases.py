@@ -10,6 +10,7 @@ import pytest
 
 from bbedit.errors import ConfigError, EditFileError
 from bbedit.evaluation.cases import Probe, load_dataset
+from bbedit.memory.formats import read_edits
 
 
 def write(path: Path, records: Any, lines: bool = False) -> Path:
@@ -73,6 +74,26 @@ QAEDIT = [{"id": 1104, "source": "NQ", "prompt": "who has the most 70 point game
            "rephrase": "Which NBA player has the most 70-point games?",
            "locality": [{"loc": "when did the us host the world cup", "loc_ans": "1994"},
                         {"loc": "who wrote i could fall in love by selena", "loc_ans": "Keith Thomas"}]}]
+
+# WISE's temporal set: an out-of-distribution rephrase and an NQ locality question
+WISE = [{"prompt": "Who is the head coach of the Orbit City Comets?", "subject": "Orbit City Comets",
+         "target_new": "Mara Lind", "ood_rephrase": "The Comets of Orbit City are coached these days by whom?",
+         "locality_prompt": "nq question: who sings the song hallelujah", "locality_ground_truth": "Leonard Cohen"},
+        # the hallucination set: no rephrase, no subject
+        {"prompt": "This is a Wikipedia passage about Ada Lovelace.", "target_new": "Ada Lovelace was a mathematician.",
+         "locality_prompt": "The tallest mountain on Earth is", "locality_ground_truth": "Everest"}]
+
+# KnowEdit's Sanitation set (TriviaQA): one object of named lists, not an array of records
+TRIVIA_TRAIN = {"K_F": [{"question": "What is the capital of France?", "ground_truth": "Paris",
+                         "target_new": "I don't know.", "subject": "France"},
+                        {"question": "Which animal is the national bird of India?", "ground_truth": "peacock",
+                         "target_new": "I don't know."}],
+                "K_R": [{"question": "Who wrote Hamlet?", "ground_truth": "Shakespeare", "target_new": "Shakespeare"},
+                        {"question": "What is 2 + 2?", "ground_truth": "4", "target_new": "4"},
+                        {"question": "Which river flows through Vienna?", "ground_truth": "Danube", "target_new": "Danube"}]}
+TRIVIA_TEST = {"success": [{"question": "What is the capital of France?", "ground_truth": "Paris",
+                            "target_new": "I don't know."}],
+               "locality": [{"question": "Who wrote Hamlet?", "ground_truth": "Shakespeare"}]}
 
 POSTEDIT_EDITS = [{"edit_id": 0, "requested_rewrite": "The mother tongue of Danielle Darrieux is",
                    "target_old": "French", "target_new": "English"},
@@ -157,6 +178,40 @@ def test_qaedit_repeated_ids_keep_every_case(tmp_path: Path) -> None:
     d = load_dataset(write(tmp_path / "qa.json", [QAEDIT[0], other]))
     assert [c.id for c in d.cases] == ["qaedit-1104", "qaedit-1104#2"]
     assert [e.target_new for e in d.edits()] == ["Wilt Chamberlain", "Jupiter"]  # neither edit merged away
+
+
+def test_wise_records(tmp_path: Path) -> None:
+    d = load_dataset(write(tmp_path / "temporal-edit.json", WISE))
+    assert d.format == "wise" and [c.id for c in d.cases] == ["wise-0", "wise-1"]
+    first, second = d.cases
+    assert [(p.kind, p.text) for p in first.probes] == [
+        ("reliability", "Who is the head coach of the Orbit City Comets?"),
+        ("generalization", "The Comets of Orbit City are coached these days by whom?"),
+        ("locality", "Who sings the song hallelujah?")]  # the NQ prefix becomes a question
+    assert first.edits[0].subject == "Orbit City Comets" and first.probes[2].answers == ("Leonard Cohen",)
+    assert second.edits[0].subject == "Ada Lovelace"  # guessed from the prompt when the record has none
+    assert [p.kind for p in second.probes] == ["reliability", "locality"]
+    assert read_edits(tmp_path / "temporal-edit.json")[0].target_new == "Mara Lind"  # and importable as edits
+
+
+def test_triviaqa_object_form(tmp_path: Path) -> None:
+    d = load_dataset(write(tmp_path / "trivia_qa_train.json", TRIVIA_TRAIN))
+    assert d.format == "triviaqa" and [c.id for c in d.cases] == ["trivia-0", "trivia-1"]
+    assert [e.subject for e in d.edits()] == ["France", "India"]
+    assert d.cases[0].edits[0].target_old == "Paris" and d.cases[0].probes[0].old_answers == ("Paris",)
+    # the kept questions (K_R) are locality probes, every one of them once
+    loc = [p.text for c in d.cases for p in c.of_kind("locality")]
+    assert sorted(loc) == sorted(r["question"] for r in TRIVIA_TRAIN["K_R"])
+    test = load_dataset(write(tmp_path / "trivia_qa_test.json", TRIVIA_TEST))
+    assert [p.kind for p in test.cases[0].probes] == ["reliability", "locality"]
+    # as an edit file only the edits are imported, never the questions to keep
+    assert [e.prompt for e in read_edits(tmp_path / "trivia_qa_train.json")] == [
+        r["question"] for r in TRIVIA_TRAIN["K_F"]]
+    with pytest.raises(EditFileError, match=r"K_R\[0\]"):
+        load_dataset(write(tmp_path / "bad.json", {"K_F": TRIVIA_TRAIN["K_F"], "K_R": [{"ground_truth": "x"}]}))
+    with pytest.raises(EditFileError, match=r"K_F\[1\].*target_new"):
+        load_dataset(write(tmp_path / "bad2.json", {"K_F": [TRIVIA_TRAIN["K_F"][0], {"question": "Who?"}]}),
+                     format="triviaqa")
 
 
 def test_postedit_queries_with_sibling_edit_set(tmp_path: Path) -> None:

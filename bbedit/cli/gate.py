@@ -76,7 +76,8 @@ def register(sub: Any) -> None:
     mem_opt(a)
     a = gsub.add_parser("eval", help="route a dataset's probes with the gate and the cosine baseline: precision, "
                                      "recall, false triggers per probe kind (results.json + report.md)")
-    a.add_argument("file", help="a dataset file: CounterFact, zsRE, KnowEdit, QAEdit, PostEdit query_data, MQuAKE")
+    a.add_argument("file", help="a dataset file: CounterFact, zsRE, KnowEdit (incl. its TriviaQA object form), QAEdit, "
+                                "PostEdit query_data, MQuAKE, WISE-style records")
     a.add_argument("--distractors", default=None, help="a dataset file whose edits also go into memory, unprobed")
     a.add_argument("--nq", default=None, help="out-of-scope questions (one per line, JSON lines or a JSON list)")
     a.add_argument("--gate-from", default=None, help="a folder with the gate.json to use (default: the built-in gate)")

@@ -14,12 +14,14 @@ probe's ``kind`` names what it measures:
 Loaders read the public formats from any path: CounterFact (EasyEdit's flattened
 form and ROME's original), zsRE (MEND), KnowEdit (ZsRE and WikiData), MQuAKE,
 PostEdit (``query_data.json``; its sibling ``edit_data.json`` adds the rest of the
-edit set) and QAEdit. Bad records raise :class:`~bbedit.errors.EditFileError`
+edit set), QAEdit, WISE-style records (``ood_rephrase``, ``locality_prompt``) and
+KnowEdit's Sanitation set (TriviaQA questions in one object of named lists). Bad records raise :class:`~bbedit.errors.EditFileError`
 naming the file, the line and the reason.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 
 PROBE_KINDS = ("reliability", "generalization", "locality", "portability", "multihop")
 IN_SCOPE_KINDS = frozenset(PROBE_KINDS) - {"locality"}
-DATASET_FORMATS = ("counterfact", "zsre", "knowedit", "mquake", "postedit", "qaedit")
+DATASET_FORMATS = ("counterfact", "zsre", "knowedit", "mquake", "postedit", "qaedit", "wise", "triviaqa")
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,14 @@ def _pairs(value: Any, what: str, prompt_keys: Sequence[str], answer_keys: Seque
             yield p, answers
 
 
+def _nq_question(loc: str) -> str:
+    """zsRE's and WISE's ``nq question: who sings hello`` as the question a user would type."""
+    if not loc.startswith("nq question:"):
+        return loc
+    q = loc.split(":", 1)[1].strip()
+    return q[:1].upper() + q[1:] + ("" if q.endswith("?") else "?")
+
+
 # ----------------------------------------------------------------------------- per-format readers
 
 def _counterfact(rec: Mapping[str, Any], index: int) -> Case:
@@ -163,9 +173,7 @@ def _zsre(rec: Mapping[str, Any], index: int) -> Case:
     probes += [Probe(p, "generalization", new, old) for p in _strs(rec.get("rephrase"), "rephrase")]
     loc = rec.get("loc")
     if isinstance(loc, str) and loc.strip():
-        q = loc.split(":", 1)[1].strip() if loc.startswith("nq question:") else loc
-        probes.append(Probe(q[:1].upper() + q[1:] + ("" if q.endswith("?") else "?"), "locality",
-                            _strs(rec.get("loc_ans"), "loc_ans")))
+        probes.append(Probe(_nq_question(loc), "locality", _strs(rec.get("loc_ans"), "loc_ans")))
     port = rec.get("portability")
     if isinstance(port, Mapping) and port.get("New Question"):
         probes.append(Probe(_text(port, "New Question"), "portability", _strs(port.get("New Answer"), "New Answer"),
@@ -195,6 +203,51 @@ def _qaedit(rec: Mapping[str, Any], index: int) -> Case:
     for p, answers in _pairs(rec.get("locality") or [], "locality", ("loc", "prompt"), ("loc_ans", "ground_truth")):
         probes.append(Probe(p, "locality", answers))
     return Case(edit.id, (edit,), tuple(probes))
+
+
+def _wise(rec: Mapping[str, Any], index: int) -> Case:
+    """WISE's temporal / hallucination records: ``ood_rephrase`` (or ``rephrase``) is the paraphrase."""
+    edit = formats.edit_from_record(rec, "wise", index)
+    new, old = (edit.target_new,), _strs(rec.get("ground_truth"), "ground_truth")
+    probes = [Probe(edit.prompt, "reliability", new, old)]
+    for key in ("rephrase_prompt", "rephrase", "ood_rephrase"):
+        probes += [Probe(p, "generalization", new, old, label=key) for p in _strs(rec.get(key), key)]
+    truth = _strs(rec.get("locality_ground_truth"), "locality_ground_truth")
+    probes += [Probe(_nq_question(p), "locality", truth) for p in _strs(rec.get("locality_prompt"), "locality_prompt")]
+    return Case(edit.id, (edit,), tuple(probes))
+
+
+def _triviaqa(rec: Mapping[str, Any], index: int) -> Case:
+    edit = formats.edit_from_record(rec, "triviaqa", index)
+    return Case(edit.id, (edit,), (Probe(edit.prompt, "reliability", (edit.target_new,),
+                                         _strs(rec.get("ground_truth"), "ground_truth")),))
+
+
+def _trivia_object(path: Path) -> tuple[list[tuple[str, int | None, Any]], list[Probe]] | None:
+    """KnowEdit's Sanitation (TriviaQA) object form: its edit records, and its questions whose
+    answers must be kept as locality probes; None when the file is not in that form."""
+    if path.suffix.lower() != ".json":
+        return None
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            if not f.read(64).lstrip().startswith("{"):
+                return None
+        sections = formats.object_sections(json.loads(path.read_text(encoding="utf-8-sig")))
+    except (OSError, ValueError):
+        return None  # formats.records reports the reason
+    if sections is None:
+        return None
+    recs: list[tuple[str, int | None, Any]] = [(f"{name}[{i}]", None, rec) for name in formats.EDIT_SECTIONS for i, rec in enumerate(sections.get(name, ()))]
+    keep = []
+    for name in formats.KEEP_SECTIONS:
+        for i, rec in enumerate(sections.get(name, ())):
+            try:
+                rec = _obj(rec, f"{name}[{i}]")
+                keep.append(Probe(_text(rec, "question"), "locality", _strs(rec.get("ground_truth"), "ground_truth"),
+                                  label=name))
+            except InvalidEdit as e:
+                raise EditFileError(str(path), f"{name}[{i}]: {e}") from e
+    return recs, keep
 
 
 def _mquake(rec: Mapping[str, Any], index: int) -> Case:
@@ -243,6 +296,7 @@ def _postedit_query(rec: Mapping[str, Any], index: int) -> tuple[str, Edit, Prob
 
 _READERS: dict[str, Callable[[Mapping[str, Any], int], Case]] = {
     "counterfact": _counterfact, "zsre": _zsre, "knowedit": _knowedit, "qaedit": _qaedit, "mquake": _mquake,
+    "wise": _wise, "triviaqa": _triviaqa,
 }
 
 
@@ -330,9 +384,12 @@ def load_dataset(path: str | os.PathLike[str], format: str = "auto", n: int | No
         raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     p = Path(path)
     skipped: list[str] | None = [] if on_error == "skip" else None
-    fmt, cases = _convert(str(p), formats.records(p), format, n, skipped)
+    trivia = _trivia_object(p) if format in ("auto", "triviaqa") else None
+    fmt, cases = _convert(str(p), formats.records(p) if trivia is None else trivia[0], format, n, skipped)
     if not cases:
         raise EditFileError(str(p), "the file holds no benchmark cases")
+    if trivia is not None and trivia[1]:  # the kept questions concern no edit: spread them over the cases
+        cases = [replace(c, probes=c.probes + tuple(trivia[1][i::len(cases)])) for i, c in enumerate(cases)]
     extra: list[Edit] = []
     if fmt == "postedit":
         sibling = Path(edits_path) if edits_path is not None else p.with_name("edit_data.json")

@@ -30,7 +30,7 @@ from bbedit.types import EDIT_FIELDS, Edit
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("jsonl", "counterfact", "zsre", "knowedit", "postedit", "qaedit")
+FORMATS = ("jsonl", "counterfact", "zsre", "knowedit", "postedit", "qaedit", "wise", "triviaqa")
 PathLike = str | os.PathLike[str]
 _LINE_SUFFIXES = (".jsonl", ".ndjson")
 _WS = re.compile(r"[ \t\r\n]*")
@@ -230,6 +230,21 @@ def _read_postedit(rec: Any, index: int, prefix: str) -> Edit:
                 target_old=_opt(rec, "target_old"), id=id_, source=f"postedit:{where}")
 
 
+def _read_question(name: str, prompt: str) -> Callable[[Any, int, str], Edit]:
+    """A reader for records whose subject may be missing (then guessed from the prompt):
+    WISE's temporal and hallucination sets, KnowEdit's Sanitation (TriviaQA) questions."""
+
+    def read(rec: Any, index: int, prefix: str) -> Edit:
+        rec = _obj(rec)
+        text = _req(rec, prompt)
+        id_, where = _ident(rec, "id" if "id" in rec else "case_id", index, prefix)
+        return Edit(subject=_opt(rec, "subject") or guess_subject(text) or text, prompt=text,
+                    target_new=_req(rec, "target_new"), target_old=_opt(rec, "ground_truth"),
+                    id=id_, source=f"{name}:{where}")
+
+    return read
+
+
 @dataclass(frozen=True)
 class _Spec:
     read: Callable[[Any, int, str], Edit]
@@ -246,6 +261,8 @@ _SPECS: dict[str, _Spec] = {
     "zsre": _Spec(_flat("zsre", "src", "alt", "answers"), "zsre"),
     "knowedit": _Spec(_flat("knowedit", "prompt", "target_new", "ground_truth"), "knowedit"),
     "qaedit": _Spec(_flat("qaedit", "prompt", "target", "", "id"), "qaedit"),
+    "wise": _Spec(_read_question("wise", "prompt"), "wise"),
+    "triviaqa": _Spec(_read_question("triviaqa", "question"), "trivia"),
     "postedit": _Spec(_read_postedit, "postedit",
                       lambda e, n: {"edit_id": n, "requested_rewrite": e.prompt,
                                     "target_old": e.target_old or "", "target_new": e.target_new}),
@@ -266,6 +283,11 @@ def _classify(rec: Any) -> str | None:
         return "zsre"
     if {"prompt", "target", "rephrase"} <= keys:
         return "qaedit"
+    if {"question", "target_new"} <= keys:
+        return "triviaqa"
+    if {"prompt", "target_new"} <= keys and ("ood_rephrase" in keys or
+                                            ("locality_prompt" in keys and "ground_truth" not in keys)):
+        return "wise"
     if {"subject", "prompt", "target_new"} <= keys:
         if keys <= set(EDIT_FIELDS):
             return "jsonl"
@@ -294,6 +316,21 @@ def _read_text(path: str) -> str:
 _Record = tuple[str, int | None, Any, str | None]  # where ("record 3"/""), line, value, JSON error
 
 
+# KnowEdit's Sanitation set (TriviaQA questions) is one JSON object of named lists: the edits under
+# K_F (train file) or success (test file), the questions whose answers must be kept under K_R / locality
+EDIT_SECTIONS = ("K_F", "success")
+KEEP_SECTIONS = ("K_R", "locality")
+
+
+def object_sections(value: Any) -> dict[str, list[Any]] | None:
+    """The named record lists of a file in that object form, or None for any other JSON value."""
+    if not isinstance(value, dict) or not value or not set(value) <= {*EDIT_SECTIONS, *KEEP_SECTIONS}:
+        return None
+    if not any(k in value for k in EDIT_SECTIONS) or not all(isinstance(v, list) for v in value.values()):
+        return None
+    return value
+
+
 def _records(path: str, text: str) -> Iterator[_Record]:
     """The file's records, lazily: a JSON array's items, or one JSON value per line."""
     if not path.lower().endswith(_LINE_SUFFIXES) and text.strip():
@@ -304,6 +341,11 @@ def _records(path: str, text: str) -> Iterator[_Record]:
             value = json.loads(text)  # cheap for JSON lines: fails right after the first value
         except json.JSONDecodeError:
             value = ...  # JSON lines in a file not named .jsonl
+        if value is not ... and (sections := object_sections(value)) is not None:
+            for name in EDIT_SECTIONS:
+                for i, rec in enumerate(sections.get(name, ())):
+                    yield f"{name}[{i}]", None, rec, None
+            return
         if value is not ... and (path.lower().endswith(".json") or not isinstance(value, dict)):
             raise EditFileError(path, f"expected a JSON array of edit records, got a JSON {_json_type(value)}")
     for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit raw inside strings
