@@ -166,6 +166,29 @@ def same_fact_ids(memory: EditMemory, qs: Sequence[LabelledQuery]) -> tuple[list
     return out, grown
 
 
+# Sets whose records of one subject all ask the same fact, in other words and often with conflicting
+# targets (zsRE: 464 records of 170 subjects; KnowEdit ZsRE: 140 subjects; every one of 45 and 15
+# sampled groups asks one relation), so that any edit of the query's subject is a right edit
+SAME_SUBJECT_SAME_FACT = ("zsre", "knowedit")
+
+
+def same_subject_ids(memory: EditMemory, qs: Sequence[LabelledQuery]) -> tuple[list[LabelledQuery], int]:
+    """Each in-scope query is right for every stored edit of its edit's subject (for the sets in
+    :data:`SAME_SUBJECT_SAME_FACT` only). Returns the queries and how many gained ids."""
+    by_subject: dict[str, set[str]] = {}
+    for e in memory.list():
+        by_subject.setdefault(norm(e.subject), set()).add(e.id)
+    out, grown = [], 0
+    for q in qs:
+        ids = set(q.edit_ids)
+        for eid in q.edit_ids:
+            if eid in memory:
+                ids |= by_subject.get(norm(memory.get(eid).subject), set())
+        grown += len(ids) > len(q.edit_ids)
+        out.append(LabelledQuery(q.text, frozenset(ids), q.kind, q.case))
+    return out, grown
+
+
 def nq_queries(data: Path, n: int) -> list[LabelledQuery]:
     lines = (data / "general" / "NQ-open.dev.jsonl").read_text().splitlines()
     return [LabelledQuery(json.loads(x)["question"], frozenset(), "nq", -1) for x in lines[:n]]
@@ -268,13 +291,19 @@ def main(argv: Sequence[str] | None = None) -> Path:
     names: list[str] = []
     for name in a.sets.split(","):
         ts = time.perf_counter()
-        mem, qs, info = load_set(name, data, a.cases)
+        mem, strict, info = load_set(name, data, a.cases)
+        qs = strict
+        if name in SAME_SUBJECT_SAME_FACT:
+            qs, info["queries_right_for_same_subject_edits"] = same_subject_ids(mem, strict)
         gates = _gates(mem, a.cross, a.model)
         names = [g.name for g in gates]
         judged = judge_many(gates, mem, qs)
         res = {g.name: {**metrics(j, qs, g.threshold), "threshold": g.threshold} for g, j in zip(gates, judged, strict=True)}
         curves[name] = {g.name: [[t, *(metrics(j, qs, t)[k] for k in ("precision", "recall"))] for t in CURVE]
                         for g, j in zip(gates, judged, strict=True) if g.name != "similarity"}
+        if qs is not strict:  # also scored under the label that only the own record (or an exact repeat) is right
+            for g, j in zip(gates, judge_many(gates, mem, strict), strict=True):
+                res[g.name]["strict"] = {k: v for k, v in metrics(j, strict, g.threshold).items() if k != "per_kind"}
         sets[name] = {"info": {**info, "queries": len(qs), "in_scope": sum(q.in_scope for q in qs)}, **res}
         if name == "counterfact" and a.nq:
             nq = nq_queries(data, a.nq)
@@ -374,6 +403,15 @@ def _write(a: argparse.Namespace, sets: dict[str, Any], timings: dict[str, float
         extra += (f"Routing p50 per query (retrieval + new gate, {int(timings['scale_edits']):,} edits in memory, one "
                   f"query at a time, {os.cpu_count()} cores): {timings['route_p50_ms_learned']:.1f} ms; one bare MiniLM encode "
                   f"in the same run: {timings['encode_p50_ms']:.1f} ms.\n\n")
+    strict_rows = [[name, r["info"]["queries_right_for_same_subject_edits"],
+                    *(f"{r[g]['strict']['precision']:.3f} / {r[g]['strict']['recall']:.3f}" for g in names)]
+                   for name, r in sets.items() if name != "nq" and "strict" in r["learned"]]
+    if strict_rows:
+        extra += ("zsRE and KnowEdit ZsRE store one fact under several records of the same subject (in other words, "
+                  "often with conflicting targets), so above any edit of the query's subject counts as right. "
+                  "Under the strict label (only the query's own record, or an exact repeat of it, is right):\n\n"
+                  + md_table(["set", "queries that gained ids", *(LABEL.get(g, g) for g in names)], strict_rows)
+                  + "\n\n")
     goal_rows = [[name, "yes" if r["learned"]["precision"] >= 0.98 and r["learned"]["recall"] >= 0.95 else "no",
                   "yes" if all(r["learned"][m] > r["similarity"][m] for m in ("precision", "recall")) else "no"]
                  for name, r in sets.items() if name != "nq" and "similarity" in r]

@@ -67,3 +67,47 @@ def test_the_threshold_curve_is_computed_from_the_routing_decisions(tmp_path: Pa
         if abs(at["threshold"] - res["gates"][name]["threshold"]) < 1e-9:
             assert at["recall"] == res["headline"][f"{name}_recall"]
     assert "against the threshold" in (tmp_path / "out" / "qa" / "report.md").read_text()
+
+
+def test_a_fact_stored_twice_is_right_either_way_and_same_subject_mixups_are_counted(tmp_path: Path) -> None:
+    # two records of one fact (zsRE repeats facts under several records); a question about the other
+    # relation of that subject has its own edit, and applying the CEO edit to it is counted apart
+    cf = [{"case_id": 1, "prompt": "The CEO of Veltrix Dynamics is", "subject": "Veltrix Dynamics",
+           "target_new": "Ada Moreau", "ground_truth": "Elena Veltrix",
+           "rephrase_prompt": "Veltrix Dynamics is led by its chief executive,",
+           "locality_prompt": "The CEO of Orbit Labs is", "locality_ground_truth": "Sam Ito"},
+          {"case_id": 2, "prompt": "The CEO of Veltrix Dynamics is", "subject": "Veltrix Dynamics",
+           "target_new": "Ada Moreau", "ground_truth": "Elena Veltrix",
+           "rephrase_prompt": "The chief executive officer of Veltrix Dynamics is",
+           "locality_prompt": "The CEO of Nimbus Hub is", "locality_ground_truth": "Raj Patel"}]
+    data = tmp_path / "cf.json"
+    data.write_text(json.dumps(cf))
+    assert main(["gate", "eval", str(data), "--out", str(tmp_path / "out")]) == 0
+    res = json.loads((tmp_path / "out" / "cf" / "results.json").read_text())
+    gate = res["gates"]["gate"]
+    # each prompt reaches one of the two records: right for both cases, never a false positive
+    assert gate["per_kind"]["reliability"]["handled_right"] == 1.0
+    assert gate["per_kind"]["reliability"]["other_edit_same_subject"] == 0.0
+    assert gate["precision"] == 1.0
+    assert "other_edit_same_subject" in (tmp_path / "out" / "cf" / "report.md").read_text()
+
+
+def test_applying_another_edit_of_the_same_subject_is_a_false_positive_counted_apart() -> None:
+    from bbedit.evaluation.gate_eval import _score
+    from bbedit.routing import Route
+    from bbedit.scope.train import LabelledQuery
+    from bbedit.types import Edit, GateDecision
+
+    ceo = Edit(subject="Veltrix", prompt="The CEO of Veltrix is", target_new="Ada", id="ceo")
+    cto = Edit(subject="Veltrix", prompt="The CTO of Veltrix is", target_new="Lena", id="cto")
+    hq = Edit(subject="Orbit Labs", prompt="Orbit Labs is based in", target_new="Lima", id="hq")
+    probes = [LabelledQuery("Who runs Veltrix?", frozenset({"ceo"}), "generalization", 0),
+              LabelledQuery("Who heads Veltrix?", frozenset({"ceo"}), "generalization", 0),
+              LabelledQuery("Where is Veltrix based?", frozenset({"ceo"}), "generalization", 0)]
+    routes = [Route("q", GateDecision(cto, 0.9, ((cto, 0.9), (ceo, 0.8)))),
+              Route("q", GateDecision(ceo, 0.9, ((ceo, 0.9),))),
+              Route("q", GateDecision(hq, 0.7, ((hq, 0.7),)))]
+    res = _score(routes, probes, {"ceo": "veltrix", "cto": "veltrix", "hq": "orbit labs"})
+    row = res["per_kind"]["generalization"]
+    assert row["handled_right"] == 1 / 3 and row["other_edit_same_subject"] == 1 / 3
+    assert res["precision"] == 1 / 3 and res["recall"] == 1 / 3

@@ -41,11 +41,19 @@ COSINE_THRESHOLD = 0.80
 SCORED_KINDS = {"reliability": True, "generalization": True, "locality": False}
 
 
+def _fact_key(e: Edit) -> tuple[str, str]:
+    return " ".join(e.subject.lower().split()), " ".join(e.prompt.lower().rstrip("?. ").split())
+
+
 def dataset_probes(ds: Dataset) -> list[Probe]:
-    """The scored probes of every case, labelled with the ids of the edits they are about."""
+    """The scored probes of every case, labelled with the ids of the edits they are about: the case's
+    own, and any other edit of the dataset that repeats one of them (same subject and prompt)."""
+    repeats: dict[tuple[str, str], set[str]] = {}
+    for e in ds.edits():
+        repeats.setdefault(_fact_key(e), set()).add(e.id)
     out = []
     for i, c in enumerate(ds.cases):
-        ids = frozenset(e.id for e in c.edits)
+        ids = frozenset(x for e in c.edits for x in repeats.get(_fact_key(e), {e.id}))
         for p in c.probes:
             if p.kind in SCORED_KINDS:
                 out.append(Probe(p.text, ids if SCORED_KINDS[p.kind] else frozenset(), p.label or p.kind, i))
@@ -94,11 +102,16 @@ def read_questions(path: str | Path) -> list[str]:
     return qs
 
 
-def _score(routes: Sequence[Route], probes: Sequence[Probe]) -> dict[str, Any]:
+def _score(routes: Sequence[Route], probes: Sequence[Probe], subject_of: dict[str, str] | None = None
+           ) -> dict[str, Any]:
+    """Precision, recall and per-kind figures; ``subject_of`` (edit id -> subject) lets an in-scope
+    probe applied with another edit of its own subject be counted apart."""
+    subject_of = subject_of or {}
     tp = fp = 0
     n: Counter[str] = Counter()
     right: Counter[str] = Counter()
     top1: Counter[str] = Counter()
+    same_subject: Counter[str] = Counter()  # applied another edit of the probe's own subject
     for r, p in zip(routes, probes, strict=True):
         n[p.kind] += 1
         ok = r.edit is not None and r.edit.id in p.edit_ids
@@ -107,6 +120,9 @@ def _score(routes: Sequence[Route], probes: Sequence[Probe]) -> dict[str, Any]:
         if p.in_scope:
             right[p.kind] += ok
             top1[p.kind] += bool(r.candidates) and r.candidates[0][0].id in p.edit_ids
+            if r.edit is not None and not ok:
+                own = {subject_of[i] for i in p.edit_ids if i in subject_of}
+                same_subject[p.kind] += _fact_key(r.edit)[0] in own
         else:
             right[p.kind] += r.edit is None
     n_pos = sum(p.in_scope for p in probes)
@@ -116,6 +132,7 @@ def _score(routes: Sequence[Route], probes: Sequence[Probe]) -> dict[str, Any]:
         row: dict[str, Any] = {"n": n[k], "in_scope": scope[k], "handled_right": right[k] / n[k]}
         if scope[k]:
             row["own_edit_top1"] = top1[k] / n[k]
+            row["other_edit_same_subject"] = same_subject[k] / n[k]
         else:
             row["false_trigger"] = 1 - right[k] / n[k]
         per_kind[k] = row
@@ -161,7 +178,7 @@ def gate_eval(path: str | Path, *, gate_from: str | Path | None = None, distract
         router = Router(memory, g, refresh=False)
         t1 = time.perf_counter()
         routes = router.route_many([p.text for p in probes])
-        res = _score(routes, probes)
+        res = _score(routes, probes, {e.id: _fact_key(e)[0] for e in edits})
         res["threshold"] = g.threshold
         res["curve"] = curve(routes, probes)
         res["kind"] = g.name
@@ -188,21 +205,22 @@ def _report(ds: Dataset, results: dict[str, Any], n_edits: int, n_extra: int, n_
     lines = [f"# Scope gate on {ds.name} ({ds.format})", "",
              f"{len(ds.cases)} cases, {n_edits} edits in memory ({n_extra} distractors). Gate `{g['kind']}` at its "
              f"threshold {g['threshold']:.3f}; baseline: top-1 cosine at {c['threshold']:.2f}. A probe is a true "
-             "positive only when an edit of its own case is applied.", "",
+             "positive only when an edit of its own case (or an edit repeating it: same subject and prompt) is applied.", "",
              md_table(["", "gate", "cosine"], [
                  ["precision", f"{g['precision']:.3f}", f"{c['precision']:.3f}"],
                  ["recall", f"{g['recall']:.3f}", f"{c['recall']:.3f}"],
                  *([["NQ false triggers", f"{g['nq_false_trigger_rate']:.3f}", f"{c['nq_false_trigger_rate']:.3f}"]]
                    if n_nq else []),
                  ["routing ms/query", f"{g['route_ms_per_query']:.1f}", f"{c['route_ms_per_query']:.1f}"]]), "",
-             "Per probe kind (in scope: share applied with its own edit, and share whose best candidate is its own "
-             "edit; out of scope: share left alone, and share that triggered an edit):", ""]
+             "Per probe kind (in scope: share applied with its own edit, share whose best candidate is its own "
+             "edit, and share applied with another edit of the same subject; out of scope: share left alone, and "
+             "share that triggered an edit):", ""]
     rows = []
     for kind, gk in g["per_kind"].items():
         ck = c["per_kind"][kind]
-        extra = "own_edit_top1" if gk["in_scope"] else "false_trigger"
+        keys = ("own_edit_top1", "other_edit_same_subject") if gk["in_scope"] else ("false_trigger",)
         rows.append([kind, "in" if gk["in_scope"] else "out", str(gk["n"]), f"{gk['handled_right']:.3f}",
-                     f"{ck['handled_right']:.3f}", f"{extra} {gk[extra]:.3f} / {ck[extra]:.3f}"])
+                     f"{ck['handled_right']:.3f}", "; ".join(f"{k} {gk[k]:.3f} / {ck[k]:.3f}" for k in keys)])
     lines.append(md_table(["kind", "scope", "n", "gate right", "cosine right", "gate / cosine"], rows))
     lines += ["", "Precision / recall against the threshold (the same routing decisions):", "",
               md_table(["threshold", "gate", "cosine"],
