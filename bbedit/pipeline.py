@@ -71,7 +71,7 @@ class EditedModel:
         """The messages the backend receives for ``messages`` on ``route``: the edited request for a
         request editor in scope, else the conversation as given."""
         if route.edit is not None and isinstance(self.editor, RequestEditor):
-            return self.editor.build_messages(messages, route.edit)
+            return self.editor.build_messages(messages, route.edits)
         return list(messages)
 
     # -- answering ----------------------------------------------------------------------------------
@@ -87,9 +87,9 @@ class EditedModel:
             text = self.backend.generate(list(messages), **opts)
             original = None
         else:
-            out = self.editor.answer(self.backend, messages, route.edit, **opts)
+            out = self.editor.answer(self.backend, messages, route.edits, **opts)
             text, original = out.text, out.original_text
-            log.debug("applied edit %s (score %.3f)", route.edit.id, route.score)
+            log.debug("applied edits %s (score %.3f)", ", ".join(e.id for e in route.edits), route.score)
         t2 = time.perf_counter()
         timings = {**route.timings, "route_s": t1 - t0, "generate_s": t2 - t1, "total_s": t2 - t0}
         return Answer(text, route.edit, route.score, original, timings, route)
@@ -104,7 +104,7 @@ class EditedModel:
         if route is None:
             route = self.route(messages)
         if route.edit is not None:
-            return route, self.editor.stream(self.backend, messages, route.edit, **opts)
+            return route, self.editor.stream(self.backend, messages, route.edits, **opts)
         if supports(self.backend, "stream"):
             return route, self.backend.stream(list(messages), **opts)  # type: ignore[attr-defined]
         return route, iter([self.backend.generate(list(messages), **opts)])

@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from bbedit import dialogue
 from bbedit.conversation import ends_with_user, last_user_text
 from bbedit.errors import ConfigError
 from bbedit.memory.memory import EditMemory
@@ -39,11 +40,28 @@ class Route:
     threshold: float = 1.0
     timings: Mapping[str, float] = field(default_factory=dict)
     reloaded: bool = False
+    reading: str | None = None  # the reading the decision was made on, when not the question as asked
+    also: tuple[tuple[Edit, float, str], ...] = ()  # further edits in scope: (edit, score, the reading)
 
     @property
     def edit(self) -> Edit | None:
-        """The edit the conversation is about, or None (out of scope)."""
+        """The edit the conversation is most surely about, or None (out of scope)."""
         return self.decision.edit
+
+    @property
+    def edits(self) -> tuple[Edit, ...]:
+        """Every edit in scope, best first: the decision's edit, then those that other readings of the
+        question reached (its other parts, a follow-up resolved with an earlier turn's subject)."""
+        if self.decision.edit is None:
+            return ()
+        return (self.decision.edit, *(e for e, _, _ in self.also))
+
+    @property
+    def scored_edits(self) -> tuple[tuple[Edit, float], ...]:
+        """:attr:`edits` with their scores."""
+        if self.decision.edit is None:
+            return ()
+        return ((self.decision.edit, self.decision.score), *((e, s) for e, s, _ in self.also))
 
     @property
     def score(self) -> float:
@@ -69,9 +87,17 @@ class Route:
                  "accepted": e.id == chosen} for e, s in self.candidates[:n]]
 
     def explanation(self, n: int = 5) -> dict[str, object]:
-        """The decision as a plain dict: the threshold, whether it is in scope and :meth:`explain`'s
-        ``n`` best candidates (what ``ask --explain`` shows and the proxy's route header carries)."""
-        return {"threshold": round(self.threshold, 4), "in_scope": self.in_scope, "candidates": self.explain(n)}
+        """The decision as a plain dict: the threshold, whether it is in scope, :meth:`explain`'s ``n``
+        best candidates (what ``ask --explain`` shows and the proxy's route header carries), and when
+        present the reading decided on and the further edits in scope."""
+        out: dict[str, object] = {"threshold": round(self.threshold, 4), "in_scope": self.in_scope,
+                                  "candidates": self.explain(n)}
+        if self.reading is not None:
+            out["reading"] = self.reading
+        if self.also:
+            out["also"] = [{"id": e.id, "subject": e.subject, "prompt": e.prompt, "score": round(float(s), 4),
+                            "reading": r} for e, s, r in self.also]
+        return out
 
     @classmethod
     def passthrough(cls, query: str | None = None) -> Route:
@@ -84,13 +110,15 @@ class Router:
 
     ``gate`` defaults to the gate saved with the memory (``gate.json``) or the built-in one; ``k``
     (how many nearest edits retrieval hands the gate) defaults to the gate's own ``k``, the one saved
-    with its calibration. ``refresh`` picks up other processes' writes before each routing.
+    with its calibration. ``refresh`` picks up other processes' writes before each routing;
+    ``readings=False`` routes each question as it comes only (no follow-up or part readings).
     Raises :class:`ConfigError` when ``gate`` belongs to another memory or ``k`` is not positive.
     """
 
     def __init__(self, memory: EditMemory, gate: ScopeGate | None = None, *, k: int | None = None,
-                 refresh: bool = True) -> None:
+                 refresh: bool = True, readings: bool = True) -> None:
         self.memory = memory
+        self.use_readings = readings
         self.gate: ScopeGate = gate if gate is not None else load_gate(memory)
         gate_memory = getattr(self.gate, "memory", memory)
         if gate_memory is not memory:
@@ -109,15 +137,18 @@ class Router:
         return self.threshold if threshold is None else min(float(threshold), self.threshold)
 
     def route(self, messages: Sequence[Message], *, threshold: float | None = None) -> Route:
-        """Route a conversation on its last user message. A conversation that does not end with a user
-        message (an assistant prefill, a tool result) is out of scope. ``threshold`` lowers the gate's
-        threshold for this call (never raises it): editors with a second filter of their own ask for it.
-        Raises :class:`ConfigError` for malformed messages and what the memory raises (MemoryCorrupt)."""
+        """Route a conversation on its last user message, read with the conversation: a follow-up that
+        names no stored subject but refers back ("it", "the company") is also read with the subjects
+        of the earlier turns, and a several-part question part by part (:mod:`bbedit.dialogue`).
+        A conversation that does not end with a user message (an assistant prefill, a tool result) is
+        out of scope. ``threshold`` lowers the gate's threshold for this call (never raises it):
+        editors with a second filter of their own ask for it. Raises :class:`ConfigError` for
+        malformed messages and what the memory raises (MemoryCorrupt)."""
         if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
             raise ConfigError("messages must be a list of message objects")
         if not ends_with_user(messages):
             return Route.passthrough()
-        return self.route_many([last_user_text(messages)], threshold=threshold)[0]
+        return self._route_read([(last_user_text(messages), messages)], threshold)[0]
 
     def route_query(self, query: str, *, threshold: float | None = None) -> Route:
         """Route one question (as the only user message)."""
@@ -125,27 +156,107 @@ class Router:
 
     def route_many(self, queries: Sequence[str], *, threshold: float | None = None,
                    batch_size: int = 512) -> list[Route]:
-        """Route many questions with batched embedding and search; each batch sees one state of the
-        memory. Timings are amortised per query. Raises :class:`ConfigError` for non-string queries."""
+        """Route many questions (each as the only user message) with batched embedding and search;
+        each batch sees one state of the memory. Timings are amortised per routed text. Raises
+        :class:`ConfigError` for non-string queries."""
         for q in queries:
             if not isinstance(q, str):
                 raise ConfigError(f"query must be a string, got {type(q).__name__}")
-        limit = self._limit(threshold)
         out: list[Route] = []
         for b in range(0, len(queries), batch_size):
-            part = list(queries[b:b + batch_size])
-            with self.memory.lock:  # retrieval and the gate's look-ups see the same edits
-                reloaded = self.memory.refresh() if self.refresh else False
-                t0 = time.perf_counter()
-                found = self.memory.retrieve_many(part, self.k) if len(self.memory) else []
-                t1 = time.perf_counter()
-                decisions = [self.gate.decide(q, r, threshold) for q, r in zip(part, found, strict=True)] \
-                    if found else [_NO_DECISION] * len(part)
-                t2 = time.perf_counter()
-            n = max(len(part), 1)
-            timings = {"retrieve_s": (t1 - t0) / n, "gate_s": (t2 - t1) / n}
-            out.extend(Route(q, d, limit, timings, reloaded) for q, d in zip(part, decisions, strict=True))
+            out += self._route_read([(q, None) for q in queries[b:b + batch_size]], threshold)
         return out
+
+    # -- readings ---------------------------------------------------------------------------------
+    def readings(self, query: str, messages: Sequence[Message] | None = None) -> list[str]:
+        """The other readings of ``query`` routed beside it: with an earlier turn's subject in place
+        of its pronoun or description (when it names no stored subject itself), and each part of a
+        several-part question asked about its subject. Without ``readings`` (the constructor's
+        switch), none."""
+        if not self.use_readings:
+            return []
+        named = self.memory.subjects_in(query)
+        out: list[str] = []
+        if named:
+            bases = [(query, named[0][0])] if dialogue.name_like(named[0][0]) else []
+        else:
+            found = dialogue.anaphors(query)
+            if not messages or not (found or dialogue.elliptical(query)):
+                return []
+            context = self._earlier_subjects(messages)
+            if found:
+                bases = [(dialogue.substitute(query, found[0], name), name) for name in context]
+                out += [b for b, _ in bases]
+            else:  # "And the CTO?": the part asked about each earlier subject
+                out += [r for name in context for r in dialogue.about(dialogue.strip_lead(query), name)]
+                bases = []
+        for base, subject in bases:
+            for part in dialogue.parts(base):
+                if self.memory.subjects_in(part):
+                    if dialogue.asks(part):  # a question of its own ("who is the CEO of Acme")
+                        out.append(part)
+                else:
+                    out += dialogue.about(part, subject)
+        unique = [r for r in dict.fromkeys(out) if r != query]
+        return unique[:MAX_READINGS]
+
+    def _earlier_subjects(self, messages: Sequence[Message], n: int = 3) -> list[str]:
+        """Up to ``n`` stored subject names from the earlier turns, the most recent turn first."""
+        names: dict[str, str] = {}
+        for text in dialogue.earlier_texts(messages):
+            for surface, _ in self.memory.subjects_in(text):
+                if dialogue.name_like(surface):
+                    names.setdefault(surface.casefold(), surface)
+            if len(names) >= n:
+                break
+        return list(names.values())[:n]
+
+    def _route_read(self, items: Sequence[tuple[str, Sequence[Message] | None]], threshold: float | None
+                    ) -> list[Route]:
+        """Route each (question, conversation or None) with its readings, all in one batch."""
+        limit = self._limit(threshold)
+        with self.memory.lock:  # retrieval and the gate's look-ups see the same edits
+            reloaded = self.memory.refresh() if self.refresh else False
+            t0 = time.perf_counter()
+            groups = [[q, *self.readings(q, msgs)] if len(self.memory) else [q] for q, msgs in items]
+            texts = [t for g in groups for t in g]
+            found = self.memory.retrieve_many(texts, self.k) if len(self.memory) else []
+            t1 = time.perf_counter()
+            decisions = [self.gate.decide(q, r, threshold) for q, r in zip(texts, found, strict=True)] \
+                if found else [_NO_DECISION] * len(texts)
+            t2 = time.perf_counter()
+        n = max(len(items), 1)
+        timings = {"retrieve_s": (t1 - t0) / n, "gate_s": (t2 - t1) / n}
+        out, at = [], 0
+        for g in groups:
+            ds = decisions[at:at + len(g)]
+            at += len(g)
+            out.append(_combine(g, ds, limit, timings, reloaded))
+        return out
+
+
+MAX_READINGS = 12  # routed beside a question, at most
+
+
+def _combine(texts: Sequence[str], decisions: Sequence[GateDecision], limit: float,
+             timings: Mapping[str, float], reloaded: bool) -> Route:
+    """One route from the decisions on a question (``texts[0]``) and its readings: the question's own
+    decision when it is in scope, else the best reading's; every other edit a reading reached is
+    added once, best first."""
+    accepted = [i for i, d in enumerate(decisions) if d.edit is not None]
+    if not accepted:
+        return Route(texts[0], decisions[0], limit, timings, reloaded)
+    main = 0 if decisions[0].edit is not None else max(accepted, key=lambda i: decisions[i].score)
+    chosen = decisions[main]
+    assert chosen.edit is not None
+    seen = {chosen.edit.id}
+    also: list[tuple[Edit, float, str]] = []
+    for i in sorted(accepted, key=lambda i: -decisions[i].score):
+        e = decisions[i].edit
+        if e is not None and e.id not in seen:
+            seen.add(e.id)
+            also.append((e, decisions[i].score, texts[i]))
+    return Route(texts[0], chosen, limit, timings, reloaded, None if main == 0 else texts[main], tuple(also))
 
 
 __all__ = ["Route", "Router"]

@@ -37,6 +37,7 @@ LAYER_OF_PREFIX: dict[str, str] = {
     "prompts": "base",
     "config": "base",
     "conversation": "base",  # a helper on messages; must import only base modules
+    "dialogue": "base",  # follow-up and several-part readings of a question: text only, like conversation
     "backends": "backends",
     "memory": "memory",
     "scope": "scope",

@@ -27,6 +27,20 @@ from bbedit.prompts import load_prompt
 from bbedit.types import Edit, Message
 
 EditorKind = Literal["request", "answer"]
+Edits = Edit | Sequence[Edit]  # what an editor applies: one edit, or every edit a question is about
+
+
+def as_edits(edits: Edits) -> tuple[Edit, ...]:
+    """One edit or several as a tuple. Raises :class:`ConfigError` for none, or for a non-edit."""
+    out = (edits,) if isinstance(edits, Edit) else tuple(edits)
+    if not out or not all(isinstance(e, Edit) for e in out):
+        raise ConfigError("an editor needs one or more edits (bbedit.types.Edit)")
+    return out
+
+
+def facts_text(edits: Edits) -> str:
+    """The edits as sentences, one after another ("The CEO of Acme is Jane Doe. Acme is based in Lyon.")."""
+    return " ".join(fact_sentence(e) for e in as_edits(edits))
 
 
 @dataclass(frozen=True)
@@ -67,9 +81,9 @@ class Editor(Protocol):
 
     def bind(self, memory: Any) -> None: ...
 
-    def answer(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> EditorOutput: ...
+    def answer(self, backend: Backend, messages: Sequence[Message], edit: Edits, **opts: Any) -> EditorOutput: ...
 
-    def stream(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> Iterator[str]: ...
+    def stream(self, backend: Backend, messages: Sequence[Message], edit: Edits, **opts: Any) -> Iterator[str]: ...
 
 
 class EditorBase(ABC):
@@ -89,10 +103,10 @@ class EditorBase(ABC):
         its embedder, so there is one embedding call site."""
 
     @abstractmethod
-    def answer(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> EditorOutput: ...
+    def answer(self, backend: Backend, messages: Sequence[Message], edit: Edits, **opts: Any) -> EditorOutput: ...
 
     @abstractmethod
-    def stream(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> Iterator[str]: ...
+    def stream(self, backend: Backend, messages: Sequence[Message], edit: Edits, **opts: Any) -> Iterator[str]: ...
 
 
 class RequestEditor(EditorBase):
@@ -102,20 +116,21 @@ class RequestEditor(EditorBase):
     kind: ClassVar[EditorKind] = "request"
 
     @abstractmethod
-    def build_messages(self, messages: Sequence[Message], edit: Edit) -> list[Message]:
-        """The conversation the backend sees for an in-scope query (the input is not modified).
-        Raises :class:`ConfigError` when the conversation does not end with a user message."""
+    def build_messages(self, messages: Sequence[Message], edit: Edits) -> list[Message]:
+        """The conversation the backend sees for an in-scope query (the input is not modified), with
+        every edit in ``edit`` (one or several) applied. Raises :class:`ConfigError` when the
+        conversation does not end with a user message."""
 
-    def build_prompt(self, prompt: str, edit: Edit) -> str:
+    def build_prompt(self, prompt: str, edit: Edits) -> str:
         """The plain-text prompt a completion model sees for an in-scope ``prompt`` (``/v1/completions``):
-        by default the fact, stated before the prompt (template ``prompts/completion.txt``)."""
-        return load_prompt("completion.txt").format(fact=fact_sentence(edit), prompt=prompt)
+        by default the facts, stated before the prompt (template ``prompts/completion.txt``)."""
+        return load_prompt("completion.txt").format(fact=facts_text(edit), prompt=prompt)
 
-    def answer(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> EditorOutput:
+    def answer(self, backend: Backend, messages: Sequence[Message], edit: Edits, **opts: Any) -> EditorOutput:
         """The backend's answer to the edited request. Raises BackendError from the backend."""
         return EditorOutput(backend.generate(self.build_messages(messages, edit), **opts))
 
-    def stream(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> Iterator[str]:
+    def stream(self, backend: Backend, messages: Sequence[Message], edit: Edits, **opts: Any) -> Iterator[str]:
         """Stream the answer to the edited request (one chunk when the backend cannot stream)."""
         built = self.build_messages(messages, edit)
         if supports(backend, "stream"):
@@ -134,16 +149,29 @@ class AnswerEditor(EditorBase):
         """``answer`` (to the question ``query``) rewritten for ``edit``; returned as is when the edit
         does not bear on it."""
 
-    def rewrite_stream(self, query: str, answer: str, edit: Edit) -> Iterator[str]:
+    def rewrite_all(self, query: str, answer: str, edits: Edits) -> Rewrite:
+        """``answer`` rewritten for each of ``edits`` in turn (one rewrite when there is one edit);
+        the costs add up, ``changed`` when any rewrite changed it."""
+        out: Rewrite | None = None
+        for e in as_edits(edits):
+            r = self.rewrite(query, answer if out is None else out.text, e)
+            out = r if out is None else Rewrite(
+                r.text, out.changed or r.changed, min(out.p_keep, r.p_keep), out.latency_s + r.latency_s,
+                out.tokens + r.tokens, out.passes + r.passes, " ".join(x for x in (out.script, r.script) if x))
+        assert out is not None  # as_edits: at least one
+        return out
+
+    def rewrite_stream(self, query: str, answer: str, edit: Edits) -> Iterator[str]:
         """The rewritten answer in chunks of a few words that join back to it exactly."""
-        yield from word_chunks(self.rewrite(query, answer, edit).text)
+        yield from word_chunks(self.rewrite_all(query, answer, edit).text)
 
-    def answer(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> EditorOutput:
-        """Ask the backend as usual, then rewrite its answer. Raises BackendError from the backend."""
+    def answer(self, backend: Backend, messages: Sequence[Message], edit: Edits, **opts: Any) -> EditorOutput:
+        """Ask the backend as usual, then rewrite its answer for every edit. Raises BackendError from
+        the backend."""
         original = backend.generate(list(messages), **opts)
-        return EditorOutput(self.rewrite(last_user_text(messages), original, edit).text, original)
+        return EditorOutput(self.rewrite_all(last_user_text(messages), original, edit).text, original)
 
-    def stream(self, backend: Backend, messages: Sequence[Message], edit: Edit, **opts: Any) -> Iterator[str]:
+    def stream(self, backend: Backend, messages: Sequence[Message], edit: Edits, **opts: Any) -> Iterator[str]:
         """The backend's whole answer is needed before it can be rewritten; the rewrite streams."""
         original = backend.generate(list(messages), **opts)
         yield from self.rewrite_stream(last_user_text(messages), original, edit)

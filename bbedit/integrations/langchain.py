@@ -111,34 +111,40 @@ class EditedChatModel(BaseChatModel):
         return self._editor
 
     # -- routing ------------------------------------------------------------------------------------
-    def _route(self, messages: list[BaseMessage]) -> tuple[list[Message], Edit | None, dict[str, Any]]:
+    def _route(self, messages: list[BaseMessage]) -> tuple[list[Message], tuple[Edit, ...], dict[str, Any]]:
+        """The conversation as OpenAI messages, every edit it is about (none out of scope), and the
+        ``bbedit`` metadata of an edited answer."""
         dicts = convert_to_openai_messages(messages)
         assert isinstance(dicts, list)
         editor = self.bbedit_editor
         route = self.router.route(dicts, threshold=editor.gate_threshold)
-        edit = route.edit
-        info = {} if edit is None else {"edit_id": edit.id, "score": round(float(route.score), 4),
-                                        "editor": editor.name}
-        return dicts, edit, info
+        info: dict[str, Any] = {}
+        if route.edit is not None:
+            info = {"edit_id": route.edit.id, "score": round(float(route.score), 4), "editor": editor.name}
+            if route.also:
+                info["edit_ids"] = [e.id for e in route.edits]
+        return dicts, route.edits, info
 
-    def _rewrites(self, edit: Edit | None) -> bool:
+    def _rewrites(self, edit: tuple[Edit, ...]) -> bool:
         """Whether this answer is to be rewritten after the wrapped model wrote it."""
-        return edit is not None and isinstance(self.bbedit_editor, AnswerEditor)
+        return bool(edit) and isinstance(self.bbedit_editor, AnswerEditor)
 
-    def _prepared(self, messages: list[BaseMessage], dicts: list[Message], edit: Edit | None) -> list[BaseMessage]:
+    def _prepared(self, messages: list[BaseMessage], dicts: list[Message], edit: tuple[Edit, ...]
+                  ) -> list[BaseMessage]:
         editor = self.bbedit_editor
-        if edit is None or not isinstance(editor, RequestEditor):
+        if not edit or not isinstance(editor, RequestEditor):
             return messages
         return convert_to_messages(editor.build_messages(dicts, edit))
 
-    def _finish(self, msg: BaseMessage, dicts: list[Message], edit: Edit | None, info: dict[str, Any]) -> AIMessage:
+    def _finish(self, msg: BaseMessage, dicts: list[Message], edit: tuple[Edit, ...], info: dict[str, Any]
+                ) -> AIMessage:
         out = msg if isinstance(msg, AIMessage) else AIMessage(content=msg.content)
-        if edit is None:
+        if not edit:
             return out
         editor = self.bbedit_editor
         update: dict[str, Any] = {"response_metadata": {**out.response_metadata, "bbedit": dict(info)}}
         if isinstance(editor, AnswerEditor) and isinstance(out.content, str) and out.content.strip():
-            r = editor.rewrite(last_user_text(dicts), out.content, edit)
+            r = editor.rewrite_all(last_user_text(dicts), out.content, edit)
             update["content"] = r.text
             update["response_metadata"]["bbedit"]["changed"] = bool(r.changed)
         return out.model_copy(update=update)

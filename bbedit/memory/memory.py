@@ -325,6 +325,20 @@ class EditMemory:
                 out.append(Retrieval(q, vecs[qi], hits, all_matches[qi], contexts[qi], per, by_row))
         return out
 
+    def subjects_in(self, text: str) -> builtins.list[tuple[str, builtins.list[Edit]]]:
+        """The stored subject names (or aliases) ``text`` names, as (the words used, the active edits
+        with that name), longest name first; cheap (no embedding). Raises :class:`ConfigError` if
+        ``text`` is not a string."""
+        if not isinstance(text, str):
+            raise ConfigError(f"text must be a string, got {type(text).__name__}")
+        with self._lock:
+            if not self._edits:
+                return []
+            spans: dict[tuple[int, int], builtins.list[Edit]] = {}
+            for m in self._subjects.match(text):
+                spans.setdefault((m.start, m.end), []).append(self._edits[m.row])
+        return [(text[a:b], found) for (a, b), found in sorted(spans.items(), key=lambda kv: kv[0][0] - kv[0][1])]
+
     def row_of(self, edit: Edit) -> int:
         return self._row_of[edit.id]
 

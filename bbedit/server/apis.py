@@ -19,10 +19,10 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 from bbedit.conversation import content_text
-from bbedit.editors.base import RequestEditor
+from bbedit.editors.base import Edits, RequestEditor
 from bbedit.server import sse
 from bbedit.server.errors import bad_request
-from bbedit.types import Edit, Message
+from bbedit.types import Message
 
 ITEM_ROLE = "_item"
 
@@ -68,7 +68,7 @@ class API(ABC):
 
     @abstractmethod
     def edited_request(self, body: Mapping[str, Any], messages: list[Message], editor: RequestEditor,
-                       edit: Edit) -> dict[str, Any]:
+                       edit: Edits) -> dict[str, Any]:
         """``body`` with the request editor's edit applied (every other field as sent)."""
 
     @abstractmethod
@@ -107,7 +107,7 @@ class ChatAPI(API):
         return messages, _stream_flag(body)
 
     def edited_request(self, body: Mapping[str, Any], messages: list[Message], editor: RequestEditor,
-                       edit: Edit) -> dict[str, Any]:
+                       edit: Edits) -> dict[str, Any]:
         return {**body, "messages": editor.build_messages(messages, edit)}
 
     def text_slots(self, data: Mapping[str, Any]) -> list[Slot]:
@@ -141,7 +141,7 @@ class CompletionsAPI(API):
         return [{"role": "user", "content": prompt}], stream
 
     def edited_request(self, body: Mapping[str, Any], messages: list[Message], editor: RequestEditor,
-                       edit: Edit) -> dict[str, Any]:
+                       edit: Edits) -> dict[str, Any]:
         prompt = content_text(messages[-1]["content"])
         return {**body, "prompt": editor.build_prompt(prompt, edit)}
 
@@ -196,7 +196,7 @@ class ResponsesAPI(API):
         return messages, _stream_flag(body)
 
     def edited_request(self, body: Mapping[str, Any], messages: list[Message], editor: RequestEditor,
-                       edit: Edit) -> dict[str, Any]:
+                       edit: Edits) -> dict[str, Any]:
         built = editor.build_messages(messages, edit)
         out = {k: v for k, v in body.items() if k != "instructions"}
         items: list[Any] = []

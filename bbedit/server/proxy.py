@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from bbedit.conversation import content_text, last_user_text
-from bbedit.editors.base import AnswerEditor, EditorBase, RequestEditor, check_editor
+from bbedit.editors.base import AnswerEditor, EditorBase, Edits, RequestEditor, check_editor
 from bbedit.memory.memory import EditMemory
 from bbedit.routing import Route, Router
 from bbedit.server import sse
@@ -43,7 +43,7 @@ from bbedit.server.config import ServerConfig
 from bbedit.server.errors import APIError, bad_request, error_body
 from bbedit.server.metrics import Metrics
 from bbedit.server.upstream import Upstream, forward_headers, response_headers
-from bbedit.types import Edit, Message
+from bbedit.types import Message
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +166,14 @@ class EditingProxy:
         if edit is None:
             self.metrics.decisions.labels("passthrough", "").inc()
             return await self.forward(api.path, raw, headers, stream, timing, t0)
-        info = {"edit_id": edit.id, "score": round(float(route.score), 4), "editor": self.editor.name}
+        info: dict[str, Any] = {"edit_id": edit.id, "score": round(float(route.score), 4), "editor": self.editor.name}
+        if route.also:  # the question is about several edits: all are applied
+            info["edit_ids"] = [e.id for e in route.edits]
         if isinstance(self.editor, RequestEditor):
-            return await self._in_context(api, self.editor, body, messages, edit, info, headers, stream, timing, t0)
+            return await self._in_context(api, self.editor, body, messages, route.edits, info, headers, stream,
+                                          timing, t0)
         assert isinstance(self.editor, AnswerEditor)  # check_editor: one of the two kinds
-        return await self._post_edit(api, self.editor, body, messages, edit, info, headers, stream, timing, t0)
+        return await self._post_edit(api, self.editor, body, messages, route.edits, info, headers, stream, timing, t0)
 
     async def _routed_upstream(self, api: API, content: bytes, headers: dict[str, str],
                                stream: bool) -> httpx.Response:
@@ -222,7 +225,7 @@ class EditingProxy:
             await resp.aclose()
 
     async def _in_context(self, api: API, editor: RequestEditor, body: dict[str, Any], messages: list[Message],
-                          edit: Edit, info: dict[str, Any], headers: dict[str, str], stream: bool,
+                          edit: Edits, info: dict[str, Any], headers: dict[str, str], stream: bool,
                           timing: dict[str, float], t0: float) -> Response:
         edited = await self.run(api.edited_request, body, messages, editor, edit)
         try:
@@ -253,7 +256,7 @@ class EditingProxy:
         return _json_response(data, out_headers)
 
     async def _post_edit(self, api: API, editor: AnswerEditor, body: dict[str, Any], messages: list[Message],
-                         edit: Edit, info: dict[str, Any], headers: dict[str, str], stream: bool,
+                         edit: Edits, info: dict[str, Any], headers: dict[str, str], stream: bool,
                          timing: dict[str, float], t0: float) -> Response:
         t1 = time.perf_counter()
         resp = await self._routed_upstream(api, json.dumps(api.whole_body(body)).encode(), headers, False)
@@ -270,7 +273,7 @@ class EditingProxy:
             if not slot.text.strip():
                 changed.append(False)
                 continue
-            rewritten = await self.run(editor.rewrite, query, slot.text, edit)
+            rewritten = await self.run(editor.rewrite_all, query, slot.text, edit)
             if rewritten.changed:
                 slot.replace(rewritten.text)
             changed.append(bool(rewritten.changed))

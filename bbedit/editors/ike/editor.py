@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from bbedit.conversation import content_text, ends_with_user, with_content_text
-from bbedit.editors.base import RequestEditor, fact_sentence
+from bbedit.editors.base import Edits, RequestEditor, as_edits, facts_text
 from bbedit.editors.ike.config import IKEConfig
 from bbedit.errors import ConfigError
+from bbedit.memory.subjects import named_in
 from bbedit.prompts import load_prompt
 from bbedit.types import Edit, Message
 
@@ -83,14 +84,16 @@ class IKEEditor(RequestEditor):
             self._demos = rows
         return self._demos
 
-    def _select(self, query: str) -> list[dict[str, str]]:
+    def _select(self, query: str, edits: Sequence[Edit] = ()) -> list[dict[str, str]]:
         pool = self.demos()
         n = min(self.config.n_demos, len(pool))
         if n == 0:
             return []
         vecs = self._pool_vectors()
         q = self._embed([query])[0]
-        order = np.argsort(-(vecs @ q), kind="stable")
+        clash = _clashing_names(edits)
+        order = [i for i in np.argsort(-(vecs @ q), kind="stable")
+                 if not clash or named_in(" ".join(pool[i].values()), clash) is None]
         # keep the three kinds balanced: take the best of each kind in turn
         by_kind: dict[str, list[int]] = {}
         for i in order:
@@ -103,25 +106,36 @@ class IKEEditor(RequestEditor):
         return [pool[i] for i in reversed(picked)]  # most similar last, nearest the question
 
     # -- prompts -----------------------------------------------------------------------------------
-    def build_messages(self, messages: Sequence[Message], edit: Edit) -> list[Message]:
-        """The conversation the model sees for an in-scope query (the input is not modified)."""
+    def build_messages(self, messages: Sequence[Message], edit: Edits) -> list[Message]:
+        """The conversation the model sees for an in-scope query (the input is not modified): every
+        edit's fact stated with the question, after demonstrations that name none of the edits'
+        subjects or values (a demonstration about the same thing would contradict or leak into them)."""
         msgs = [dict(m) for m in messages]
         if not ends_with_user(msgs):
             raise ConfigError("the last message must be the user's question")
-        fact = fact_sentence(edit)
+        edits = as_edits(edit)
+        fact = facts_text(edits)
         question = content_text(msgs[-1].get("content"))
         if self.config.mode == "fact":
             system = load_prompt("ike/system_fact.txt").format(fact=fact)
             return _with_system(msgs, system)
         turn = load_prompt("ike/turn.txt")
         shots: list[Message] = []
-        for d in self._select(question):
+        for d in self._select(question, edits):
             shots.append({"role": "user", "content": turn.format(fact=d["fact"], question=d["question"])})
             shots.append({"role": "assistant", "content": d["answer"]})
         msgs[-1] = with_content_text(msgs[-1], turn.format(fact=fact, question=question))
         out = _with_system(msgs, load_prompt("ike/system_ike.txt"))
         first = 1 if out and out[0]["role"] in ("system", "developer") else 0
         return out[:first] + shots + out[first:]
+
+
+def _clashing_names(edits: Sequence[Edit]) -> list[str]:
+    """The names a demonstration must not mention next to ``edits``: their subjects, aliases and
+    old and new values (a demonstration "The iPhone is produced by Apple" before an edit of the
+    iPhone's maker contradicts it)."""
+    names = [n for e in edits for n in (e.subject, *e.aliases, e.target_new, e.target_old or "")]
+    return [n for n in names if len(n.strip()) > 2]
 
 
 def _with_system(msgs: list[Message], system: str) -> list[Message]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from bbedit.editors.base import AnswerEditor, Rewrite
+from bbedit.editors.base import AnswerEditor, Edits, Rewrite
 from bbedit.editors.ike import fact_sentence
 from bbedit.editors.postedit.text import mentions, replace_target
 from bbedit.types import Edit
@@ -26,5 +26,5 @@ class ReplaceEditor(AnswerEditor):
             text = fact_sentence(edit)
         return Rewrite(text, text != answer, 0.0, time.perf_counter() - t0)
 
-    def rewrite_stream(self, query: str, answer: str, edit: Edit) -> Iterator[str]:
-        yield self.rewrite(query, answer, edit).text
+    def rewrite_stream(self, query: str, answer: str, edit: Edits) -> Iterator[str]:
+        yield self.rewrite_all(query, answer, edit).text

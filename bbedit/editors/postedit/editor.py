@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bbedit.editors.base import AnswerEditor, Rewrite, word_chunks
+from bbedit.editors.base import AnswerEditor, Edits, Rewrite, word_chunks
 from bbedit.editors.ike import fact_sentence
 from bbedit.editors.postedit.config import DEFAULT_ADAPTER, PostEditConfig
 from bbedit.editors.postedit.text import apply_script, script_for
@@ -140,10 +140,10 @@ class PostEditor(AnswerEditor):
         text = apply_script(answer, script, fact)
         return Rewrite(text, text != answer, p_keep, time.perf_counter() - t0, len(generated), passes, script)
 
-    def rewrite_stream(self, query: str, answer: str, edit: Edit) -> Iterator[str]:
-        """The post-edited answer in chunks (a few words each) for callers that stream. The edit script is
-        decoded first (a fraction of a second), so the first chunk comes after it."""
-        yield from word_chunks(self.rewrite(query, answer, edit).text)
+    def rewrite_stream(self, query: str, answer: str, edit: Edits) -> Iterator[str]:
+        """The post-edited answer in chunks (a few words each) for callers that stream. The edit scripts
+        are decoded first (a fraction of a second each), so the first chunk comes after them."""
+        yield from word_chunks(self.rewrite_all(query, answer, edit).text)
 
 
 __all__ = ["PostEditor", "Rewrite", "adapter_path", "render_prompt"]
