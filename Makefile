@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast lint typecheck eval-scope eval-scope-counterfact eval-overhead eval-middleware eval-whitebox eval-summary eval-suites eval-cli eval clean
+.PHONY: install demo test test-fast lint typecheck eval-scope eval-conversation eval-demo eval-scope-counterfact eval-overhead eval-middleware eval-whitebox eval-summary eval-suites eval-cli eval clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,12 @@ typecheck: $(STAMP)
 
 eval-scope: $(STAMP)
 	PYTHONPATH=. $(BIN)/python eval/scope.py --scale-cache eval/.cache/scale-100k
+
+eval-demo: $(STAMP)
+	PYTHONPATH=. $(BIN)/python eval/demo.py
+
+eval-conversation: $(STAMP)
+	PYTHONPATH=. $(BIN)/python eval/conversation.py
 
 eval-scope-counterfact: $(STAMP)
 	$(BIN)/python eval/scope_counterfact.py

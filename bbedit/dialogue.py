@@ -29,10 +29,17 @@ _DESCRIBED = (
     "university", "school", "party", "river", "mountain", "player", "singer", "actor", "actress", "author",
     "writer", "politician", "artist", "musician", "ship", "car", "model", "language", "species", "tower", "bridge",
 )
+# A description stands for something named before only where the sentence goes on with what is said
+# of it ("the company is based", "the company?"), not where it opens a name ("the song Hey Jude", "the
+# book of Revelation").
+_SAID_OF = ("is", "was", "are", "were", "has", "have", "had", "does", "did", "do", "will", "can", "could",
+            "based", "founded", "located", "headquartered", "made", "released", "launched", "run", "led", "owned",
+            "makes", "sells", "costs", "cost", "started", "ended", "born", "died", "plays", "played", "won", "and")
 _ANAPHOR = re.compile(
     r"\b(?:(?P<poss>its|his|their|her(?=\s+[A-Za-z]))"
     r"|(?P<pron>it|he|she|him|her|they|them)"
-    r"|(?P<desc>(?:the|this|that)\s+(?:" + "|".join(_DESCRIBED) + r")))\b",
+    r"|(?P<desc>(?:the|this|that)\s+(?:" + "|".join(_DESCRIBED) + r"))"
+    r"(?=(?:'s)?\s*(?:$|[?.!,;:]|(?:" + "|".join(_SAID_OF) + r")\b)))\b",
     re.IGNORECASE)
 # Where a several-part question splits: commas, semicolons, colons, question marks and "and".
 _SPLIT = re.compile(r"\s*(?:[,;:?]|\band\b|\bas well as\b|\balso\b)\s*", re.IGNORECASE)
@@ -69,10 +76,27 @@ def substitute(text: str, anaphor: Anaphor, name: str) -> str:
     return text[:anaphor.start] + (possessive(name) if anaphor.possessive else name) + text[anaphor.end:]
 
 
-def parts(text: str) -> list[str]:
+_SENTENCE = re.compile(r"(?<=[?.!;])\s+")
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a message with several ("Who runs Acme? Also, where is it based?" → two),
+    leading "also", "and", ... removed; ``[]`` for a single sentence."""
+    pieces = [_LEAD.sub("", p).strip() for p in _SENTENCE.split(text.strip())]
+    pieces = [p for p in pieces if _WORDS.search(p)]
+    return pieces if len(pieces) > 1 else []
+
+
+def parts(text: str, keep: Sequence[str] = ()) -> list[str]:
     """The parts of a several-part question ("CEO, headquarters and flagship product" → three), each
-    with at least one word; ``[]`` when the question does not split."""
+    with at least one word; ``[]`` when the question does not split. The names in ``keep`` are never
+    split ("Annual Review of Astronomy and Astrophysics")."""
+    held = {f"\x00{i}\x00": name for i, name in enumerate(n for n in keep if n and n in text)}
+    for mark, name in held.items():
+        text = text.replace(name, mark)
     pieces = [p.strip() for p in _SPLIT.split(text)]
+    for mark, name in held.items():
+        pieces = [p.replace(mark, name) for p in pieces]
     pieces = [_LEAD.sub("", p).strip() for p in pieces if _WORDS.search(p)]
     return pieces if len(pieces) > 1 else []
 
@@ -138,4 +162,4 @@ def earlier_texts(messages: Sequence[Message], turns: int = 6) -> list[str]:
 
 
 __all__ = ["MAX_ELLIPTICAL_WORDS", "MAX_PART_WORDS", "Anaphor", "about", "anaphors", "asks", "earlier_texts",
-           "elliptical", "name_like", "parts", "possessive", "strip_lead", "substitute"]
+           "elliptical", "name_like", "parts", "possessive", "sentences", "strip_lead", "substitute"]

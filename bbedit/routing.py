@@ -177,9 +177,11 @@ class Router:
             return []
         named = self.memory.subjects_in(query)
         out: list[str] = []
+        resolved = False  # bases read with an earlier turn's subject: their parts must refer back too
         if named:
             bases = [(query, named[0][0])] if dialogue.name_like(named[0][0]) else []
         else:
+            resolved = True
             found = dialogue.anaphors(query)
             if not messages or not (found or dialogue.elliptical(query)):
                 return []
@@ -191,11 +193,16 @@ class Router:
                 out += [r for name in context for r in dialogue.about(dialogue.strip_lead(query), name)]
                 bases = []
         for base, subject in bases:
-            for part in dialogue.parts(base):
+            for sentence in dialogue.sentences(base):  # a sentence naming a subject is a question of its own
+                if self.memory.subjects_in(sentence):
+                    out.append(sentence)
+                elif dialogue.anaphors(sentence):
+                    out += dialogue.about(sentence, subject)
+            for part in dialogue.parts(base, keep=[subject]):
                 if self.memory.subjects_in(part):
-                    if dialogue.asks(part):  # a question of its own ("who is the CEO of Acme")
+                    if dialogue.asks(part) and not resolved:  # a question of its own ("who is the CEO of Acme")
                         out.append(part)
-                else:
+                elif not resolved or dialogue.anaphors(part):
                     out += dialogue.about(part, subject)
         unique = [r for r in dict.fromkeys(out) if r != query]
         return unique[:MAX_READINGS]

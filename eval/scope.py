@@ -301,6 +301,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
         res = {g.name: {**metrics(j, qs, g.threshold), "threshold": g.threshold} for g, j in zip(gates, judged, strict=True)}
         curves[name] = {g.name: [[t, *(metrics(j, qs, t)[k] for k in ("precision", "recall"))] for t in CURVE]
                         for g, j in zip(gates, judged, strict=True) if g.name != "similarity"}
+        # the whole query path as callers use it: Router.route_many with its readings (several-part questions)
+        routes = Router(mem, _new_gate(mem, a.model), refresh=False).route_many([q.text for q in qs])
+        rj = [(r.score if r.edit is not None else 0.0, r.edit is not None and r.edit.id in q.edit_ids)
+              for r, q in zip(routes, qs, strict=True)]
+        res["learned"]["router"] = {k: v for k, v in metrics(rj, qs, routes[0].threshold).items() if k != "per_kind"}
+        res["learned"]["router"]["with_other_readings"] = sum(bool(r.also) or r.reading is not None for r in routes)
         if qs is not strict:  # also scored under the label that only the own record (or an exact repeat) is right
             for g, j in zip(gates, judge_many(gates, mem, strict), strict=True):
                 res[g.name]["strict"] = {k: v for k, v in metrics(j, strict, g.threshold).items() if k != "per_kind"}
@@ -371,6 +377,8 @@ def _write(a: argparse.Namespace, sets: dict[str, Any], timings: dict[str, float
             continue
         headline[f"{name}_precision"] = r["learned"]["precision"]
         headline[f"{name}_recall"] = r["learned"]["recall"]
+        headline[f"{name}_router_precision"] = r["learned"]["router"]["precision"]
+        headline[f"{name}_router_recall"] = r["learned"]["router"]["recall"]
         for g in names[1:]:
             headline[f"{name}_{g}_precision"] = r[g]["precision"]
             headline[f"{name}_{g}_recall"] = r[g]["recall"]
@@ -403,6 +411,14 @@ def _write(a: argparse.Namespace, sets: dict[str, Any], timings: dict[str, float
         extra += (f"Routing p50 per query (retrieval + new gate, {int(timings['scale_edits']):,} edits in memory, one "
                   f"query at a time, {os.cpu_count()} cores): {timings['route_p50_ms_learned']:.1f} ms; one bare MiniLM encode "
                   f"in the same run: {timings['encode_p50_ms']:.1f} ms.\n\n")
+    router_rows = [[name, f"{r['learned']['precision']:.3f} / {r['learned']['recall']:.3f}",
+                    f"{r['learned']['router']['precision']:.3f} / {r['learned']['router']['recall']:.3f}",
+                    r["learned"]["router"]["with_other_readings"]]
+                   for name, r in sets.items() if name != "nq"]
+    extra += ("The same queries through the whole query path (`Router.route_many`, what `EditedModel.route` and "
+              "`bbedit gate eval` call), which also routes the parts of a several-part question:\n\n"
+              + md_table(["set", "new gate alone", "through the router", "queries with other readings in scope"],
+                         router_rows) + "\n\n")
     strict_rows = [[name, r["info"]["queries_right_for_same_subject_edits"],
                     *(f"{r[g]['strict']['precision']:.3f} / {r[g]['strict']['recall']:.3f}" for g in names)]
                    for name, r in sets.items() if name != "nq" and "strict" in r["learned"]]

@@ -31,6 +31,12 @@ def test_anaphors_and_their_substitution() -> None:
     two = "How big is the company and who runs her team?"
     assert [two[x.start:x.end] for x in dialogue.anaphors(two)] == ["the company", "her"]
     assert dialogue.anaphors("Who is the CEO of Acme?") == []  # "the CEO" is not a description of a subject
+    # a description that opens a name refers to nothing earlier
+    assert dialogue.anaphors("Who sang the song Hey Jude?") == []
+    assert dialogue.anaphors("Which church is in the book of Revelation?") == []
+    assert len(dialogue.anaphors("When was the company founded?")) == 1
+    assert dialogue.parts("Who publishes Annual Review of Astronomy and Astrophysics?",
+                          keep=["Annual Review of Astronomy and Astrophysics"]) == []  # a name is never split
 
 
 def test_several_part_questions_split_into_parts_asked_about_the_subject() -> None:
@@ -45,6 +51,12 @@ def test_several_part_questions_split_into_parts_asked_about_the_subject() -> No
     assert dialogue.asks("where is Acme based") and dialogue.asks("the CTO of Acme")
     assert not dialogue.asks("belgium invade the ruhr")
     assert dialogue.name_like("Veltrix") and dialogue.name_like("the who") and not dialogue.name_like("who")
+
+
+def test_a_message_of_several_questions_splits_into_its_sentences() -> None:
+    assert dialogue.sentences("Who runs Acme? Also, where is Orbit Labs based?") == [
+        "Who runs Acme?", "where is Orbit Labs based?"]
+    assert dialogue.sentences("Who runs Acme?") == []
 
 
 def test_earlier_texts_read_turns_most_recent_first_and_leave_tool_traffic_alone() -> None:
@@ -97,6 +109,7 @@ def test_without_an_earlier_subject_a_pronoun_resolves_to_nothing(router: Router
     ("Who is the CEO of Veltrix Dynamics and where is it headquartered?", {"ceo", "hq"}),
     ("Who are the CEO and the CTO of Veltrix?", {"ceo", "cto"}),
     ("Where is Corvane Labs based, and who runs it?", {"corvane-hq", "corvane-ceo"}),
+    ("Who employs Omar Haddad? Also, how much does the Nimbus Hub cost?", {"omar", "price"}),
 ])
 def test_a_question_about_several_edits_gets_all_of_them(router: Router, question: str, ids: set[str]) -> None:
     route = router.route_query(question)

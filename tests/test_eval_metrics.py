@@ -152,3 +152,19 @@ def test_semantic_retention_masks_targets(embedder) -> None:  # type: ignore[no-
     same, other = semantic_retention(items, edited, original)
     assert same == pytest.approx(1.0, abs=1e-4)  # only the masked targets differed
     assert other < 0.5
+
+
+def test_strict_success_refuses_an_answer_that_keeps_the_unedited_value() -> None:
+    q = "Who is the CEO of Veltrix Dynamics?"
+    unedited = "The CEO of Veltrix Dynamics is Elena Veltrix."
+    both = "Priya Raman. The CEO of Veltrix Dynamics is Elena Veltrix."
+    assert M.edit_success(both, "Priya Raman")  # containment judging passes it
+    assert not M.strict_edit_success(both, "Priya Raman", (), unedited, q, ["Veltrix Dynamics"])
+    assert M.strict_edit_success("The CEO of Veltrix Dynamics is Priya Raman.", "Priya Raman", (), unedited, q,
+                                 ["Veltrix Dynamics"])
+    assert not M.strict_edit_success("Rome, France.", "Rome", "Paris", "The Eiffel Tower is in Paris, France.",
+                                     "Where is the Eiffel Tower?", ["Eiffel Tower"])
+    # a number is no rival to a name: "born in 1879" keeps a country edit right
+    assert M.strict_edit_success("Einstein was born in Canada in 1879.", "Canada", "Germany",
+                                 "Einstein was born in Germany in 1879.", "Where was Einstein born?", ["Einstein"])
+    assert not M.strict_edit_success("No idea.", "Canada", "Germany")

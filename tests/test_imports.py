@@ -68,8 +68,9 @@ ALLOWED: dict[str, set[str]] = {
     "root": set(),
 }
 
-# the CLI's evaluation commands (bbedit eval, bbedit gate eval) are the library's only doors into evaluation
-EVALUATION_DOORS = {"bbedit.cli.eval_cmd", "bbedit.cli.gate"}
+# the CLI's evaluation commands (bbedit eval, bbedit gate eval, and bbedit demo, which judges its answers) are the
+# library's only doors into evaluation
+EVALUATION_DOORS = {"bbedit.cli.eval_cmd", "bbedit.cli.gate", "bbedit.cli.ask"}
 
 
 def module_name(path: Path) -> str:

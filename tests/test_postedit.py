@@ -338,3 +338,33 @@ def test_a_post_editor_routes_at_its_own_lower_threshold() -> None:
     assert PostEditConfig().gate_threshold == 0.3
     with pytest.raises(ConfigError, match="gate_threshold"):
         PostEditConfig(gate_threshold=2.0)
+
+
+def test_without_the_old_value_the_rule_replaces_the_value_the_answer_gives() -> None:
+    from bbedit.editors.postedit.text import replace_value, value_span
+
+    ceo = Edit(subject="Acme Corporation", aliases=("Acme Corp", "Acme"), prompt="Who is the CEO of Acme Corporation?",
+               target_new="Maria Okafor", id="ceo")
+    answer = "The CEO of Acme Corp is Elon Musk. He has led it since 2002."
+    assert value_span(answer, ceo, "Who is the CEO of Acme Corp?") == "Elon Musk"
+    assert replace_value(answer, ceo, "Who is the CEO of Acme Corp?") == \
+        "The CEO of Acme Corp is Maria Okafor. He has led it since 2002."  # every other sentence as it was
+    born = Edit(subject="Albert Einstein", aliases=("Einstein",), prompt="Albert Einstein was born in the country of",
+                target_new="Canada", id="born")
+    assert replace_value("Einstein was born in the United States, USA.", born, "In which country was Einstein born?") \
+        == "Einstein was born in Canada."  # the value appended by a comma goes with it, and the "the"
+    # a parenthesis after the value goes with it
+    bbc = Edit(subject="BBC One", prompt="Who owns BBC One?", target_new="Google", id="b")
+    assert replace_value("The owner of BBC One is the British Broadcasting Corporation (BBC).", bbc,
+                         "Who owns BBC One?") == "The owner of BBC One is Google."
+    # an answer that does not restate the question gives nothing a rule can find (the fact is stated):
+    # measured on PostEdit's recorded answers, a cloze answer's first name is too often another value
+    made = Edit(subject="RSM-56 Bulava", prompt="RSM-56 Bulava was created in", target_new="France", id="m")
+    assert value_span("Russia.\n\nIt is a missile.", made, "RSM-56 Bulava was created in") is None
+    assert value_span("the 13th century, is a popular Marathi play.", made, "Where was RSM-56 Bulava created?") is None
+    assert ReplaceEditor().rewrite("Who is the CEO of Acme Corp?", answer, ceo).text.startswith(
+        "The CEO of Acme Corp is Maria Okafor.")
+    # with the old value known, its first mention is replaced with what is appended to it
+    eiffel = Edit(subject="Eiffel Tower", prompt="The Eiffel Tower is in", target_new="Rome", target_old="Paris", id="e")
+    assert ReplaceEditor().rewrite("Where is it?", "It is in Paris, France. Paris is lovely.", eiffel).text == \
+        "It is in Rome. Rome is lovely."

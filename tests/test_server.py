@@ -252,6 +252,27 @@ def test_explain_header_shows_the_routing_of_edited_and_passed_through_requests(
     assert "x-bbedit-route" not in httpx.post(url + "/v1/chat/completions", json=away).headers  # only when asked
 
 
+def test_a_follow_up_and_a_two_edit_question_are_edited_with_every_edit(proxy: tuple[str, Any], stub: Stub) -> None:
+    url, memory = proxy
+    ceo = memory.add(ACME)
+    hq = memory.add({"subject": "Acme Corporation", "aliases": ["Acme"], "target_new": "Lisbon",
+                     "prompt": "Where is Acme Corporation headquartered?"})
+    stub.mode = "ok"
+    follow = {**CHAT, "messages": [{"role": "user", "content": "Who is the CEO of Acme Corporation?"},
+                                   {"role": "assistant", "content": "John Smith."},
+                                   {"role": "user", "content": "And where is it headquartered?"}]}
+    r = httpx.post(url + "/v1/chat/completions", json=follow)
+    assert r.status_code == 200 and r.json()["bbedit"]["edit_id"] == hq.id
+    sent = json.loads(stub.received[-1])
+    assert "Lisbon" in json.dumps(sent["messages"])  # the edited request states the fact
+    both = {**CHAT, "messages": [{"role": "user", "content": "Who is the CEO of Acme Corporation and where is it "
+                                                            "headquartered?"}]}
+    info = httpx.post(url + "/v1/chat/completions", json=both).json()["bbedit"]
+    assert set(info["edit_ids"]) == {ceo.id, hq.id}
+    stated = json.dumps(json.loads(stub.received[-1])["messages"])
+    assert "Lisbon" in stated and "Maria Okafor" in stated
+
+
 # A request body with what a JSON re-encoder would change: spacing, key order, escapes, big numbers.
 ODD_BODY = ('{ "messages":[{"content":"What is the capital of Japan?\u00e9","role":"user"}],\n'
             '  "model" : "m", "max_tokens":4, "seed": 12345678901234567890, "x_vendor": {"b":1,"a":2.50} }').encode()

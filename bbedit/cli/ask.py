@@ -128,6 +128,38 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_EDITOR = "postedit"  # the editor that measured best on the demo with the embedded model (eval/results/demo/)
+
+
+def demo_rows(model: Any, backend: Any, edits: list[Any], questions: list[dict[str, Any]],
+              opts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Ask each demo question before and after editing, and judge the answer: a question about an edit
+    succeeds only when the answer states the new value and no competing one (the old value, or a value
+    the unedited answer gave); a control question only when its answer is the unedited one."""
+    from bbedit.evaluation.metrics import strict_edit_success, unchanged
+
+    by_id = {e.id: e for e in edits}
+    rows = []
+    for q in questions:
+        before = backend.generate([{"role": "user", "content": q["question"]}], **opts)
+        ans = model.ask(q["question"], **opts)
+        applied = [e.id for e in ans.route.edits] if ans.route is not None else []
+        expected = q.get("edit")
+        if expected:
+            e = by_id[expected]
+            ok = expected in applied and strict_edit_success(
+                ans.text, [e.target_new], [e.target_old] if e.target_old else [], before, q["question"],
+                [e.subject, *e.aliases])
+            verdict = "edit took effect" if ok else ("routed; answer not edited" if expected in applied
+                                                     else "edit not applied")
+        else:
+            ok = not applied and unchanged(ans.text, before)
+            verdict = "untouched" if ok else "changed"
+        rows.append({"question": q["question"], "before": before, "after": ans.text,
+                     "applied": ",".join(applied) or "-", "expected": expected, "ok": ok, "verdict": verdict})
+    return rows
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bbedit.backends.factory import make_backend
     from bbedit.memory.formats import read_edits
@@ -138,25 +170,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     edits = read_edits(data_dir("memory") / "demo.jsonl")
     questions = [json.loads(x) for x in (data_dir("memory") / "demo_questions.jsonl").read_text().splitlines()
                  if x.strip() and not x.startswith("#")]
+    editor = args.editor or DEMO_EDITOR
     with contextlib.ExitStack() as stack:
         backend = make_backend(args.base_url, args.model, args.api_key, timeout=args.timeout, stack=stack)
         memory = stack.enter_context(EditMemory(None))
         memory.add_many(edits)
-        model = EditedModel(backend, memory, editor=args.editor)
-        opts = gen_opts(args)
-        print(f"bbedit demo: {len(edits)} edits from memory/demo.jsonl, model {backend.name}\n")
+        model = EditedModel(backend, memory, editor=editor)
+        print(f"bbedit demo: {len(edits)} edits from memory/demo.jsonl, model {backend.name}, editor {editor}\n")
         for e in edits:
             print("  " + edit_line(e))
-        rows = []
-        for q in questions:
-            before = backend.generate([{"role": "user", "content": q["question"]}], **opts)
-            ans = model.ask(q["question"], **opts)
-            rows.append((q["question"], before, ans.text, ans.edit.id if ans.edit else "-", q.get("edit") or "-"))
+        rows = demo_rows(model, backend, edits, questions, gen_opts(args))
         print()
-        table(["question", "before editing", "after editing", "edit applied", "expected"], rows)
-        right = sum(r[3] == r[4] for r in rows)
-        print(f"\nscope gate: {right}/{len(rows)} questions routed as expected "
-              f"(an edit only where the question is about it; other questions pass through untouched)")
+        table(["question", "before editing", "after editing", "edit applied", "verdict"],
+              [(r["question"], r["before"], r["after"], r["applied"], r["verdict"]) for r in rows])
+        about = [r for r in rows if r["expected"]]
+        controls = [r for r in rows if not r["expected"]]
+        print(f"\nedits taking effect: {sum(r['ok'] for r in about)}/{len(about)} (the answer states the new "
+              "value and neither the old one nor the unedited answer's)")
+        print(f"control questions untouched: {sum(r['ok'] for r in controls)}/{len(controls)} (the same answer as "
+              "without bbedit)")
+        for r in rows:
+            if not r["ok"]:
+                print(f"  did not work: {r['question']!r}: {r['verdict']}; answer: {' '.join(r['after'].split())}")
     return 0
 
 
@@ -168,8 +203,10 @@ def server_opt(sp: argparse.ArgumentParser) -> None:
 
 def register(sub: Any) -> None:
     """Add demo, ask and chat to the parser's subcommands."""
-    sp = sub.add_parser("demo", help="edit the embedded model with memory/demo.jsonl; show answers before/after")
+    sp = sub.add_parser("demo", help="edit the embedded model with memory/demo.jsonl; show answers before/after, "
+                                     "judged")
     model_opts(sp)
+    sp.set_defaults(editor=None)  # the demo's own default: DEMO_EDITOR
     sp.set_defaults(func=cmd_demo)
 
     sp = sub.add_parser("ask", help="ask one question through the edit memory")

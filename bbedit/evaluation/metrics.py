@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from bbedit.editors.postedit.text import asserted_values
+
 # ----------------------------------------------------------------------------- text matching
 
 _WS = re.compile(r"\s+")
@@ -139,6 +141,22 @@ def edit_success(answer: str, new: str | Sequence[str], old: str | Sequence[str]
     """Generation-protocol success for an in-scope query: a new answer (or alias) appears and no old
     one does, judged by :func:`presence`."""
     has_new, has_old = presence(answer, new, old)
+    return has_new and not has_old
+
+
+def strict_edit_success(answer: str, new: str | Sequence[str], old: str | Sequence[str] = (),
+                        unedited: str | None = None, question: str = "", exclude: Iterable[str] = ()) -> bool:
+    """Strict success for an in-scope query: a new answer (or alias) appears, and no competing value
+    for the same fact does: neither an old answer nor the value the unedited answer gave for it
+    (:func:`~bbedit.editors.postedit.text.asserted_values`, leaving out what ``exclude`` and the new
+    answers hold). "Priya Raman.
+    The CEO of Veltrix is Elena Veltrix." fails when the unedited model said "Elena Veltrix", though
+    containment judging (:func:`edit_success`) passes it."""
+    new_l = _as_list(new)
+    others = list(_as_list(old))
+    if unedited:  # the value it gave for this fact (a number for a numeric one, else a name), and its appendages
+        others += [v for v in asserted_values(unedited, new_l, question, exclude) if not contains(v, new_l)]
+    has_new, has_old = presence(answer, new_l, others)
     return has_new and not has_old
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from bbedit.editors.base import AnswerEditor, Edits, Rewrite, word_chunks
 from bbedit.editors.ike import fact_sentence
 from bbedit.editors.postedit.config import DEFAULT_ADAPTER, PostEditConfig
-from bbedit.editors.postedit.text import apply_script, script_for
+from bbedit.editors.postedit.text import apply_script, replace_value, script_for
 from bbedit.errors import ConfigError, ModelNotFound
 from bbedit.prompts import data_dir, load_prompt
 from bbedit.types import Edit
@@ -119,9 +119,9 @@ class PostEditor(AnswerEditor):
             if p_keep >= self.config.keep_threshold:
                 return Rewrite(answer, False, p_keep, time.perf_counter() - t0)
             fact = fact_sentence(edit)
-            exact = script_for(edit, answer, fact)
+            exact = script_for(edit, answer, fact, query)
             if self.config.rule_spans and " => " in exact:
-                text = apply_script(answer, exact, fact)
+                text = replace_value(answer, edit, query) or apply_script(answer, exact, fact)
                 return Rewrite(text, text != answer, p_keep, time.perf_counter() - t0, 0, 1, exact)
             cache = out.past_key_values
             step = lm(input_ids=torch.tensor([[self._edit_id, self._nl_id]]), past_key_values=cache, use_cache=True)
