@@ -151,14 +151,18 @@ def test_ike_states_every_routed_fact(embedder) -> None:  # type: ignore[no-unty
     assert editor.build_messages([{"role": "user", "content": "q?"}], CEO)[-1]["content"].count("Priya Raman") == 1
 
 
-def test_ike_demonstrations_never_name_the_edits_subject_or_values(embedder) -> None:  # type: ignore[no-untyped-def]
+def test_ike_demonstrations_never_name_the_edits_subject_or_old_value(embedder) -> None:  # type: ignore[no-untyped-def]
     editor = IKEEditor(embedder=embedder)
     iphone = Edit(subject="iPhone", prompt="The iPhone is produced by", target_new="Nokia", target_old="Apple", id="i")
     msgs = editor.build_messages([{"role": "user", "content": "Who makes the iPhone?"}], iphone)
     shots = " ".join(str(m["content"]) for m in msgs[1:-1])
     assert shots, "the demonstrations are still there"
-    for name in ("iPhone", "Apple", "Nokia"):
+    for name in ("iPhone", "Apple"):  # the pool's "The iPhone is produced by -> Apple" would contradict the edit
         assert name not in shots, name
+    plain = " ".join(str(m["content"]) for m in editor.build_messages(
+        [{"role": "user", "content": "Who makes the iPhone?"}],
+        Edit(subject="Orvell X3", prompt="The Orvell X3 is produced by", target_new="Sony", id="o"))[1:-1])
+    assert "iPhone" in plain  # the same question about another subject keeps that demonstration
 
 
 def test_an_answer_editor_rewrites_for_every_edit() -> None:

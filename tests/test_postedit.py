@@ -198,16 +198,19 @@ def test_learned_editor_rewrites_in_scope_and_keeps_the_rest(post_editor: PostEd
     chunks = list(post_editor.rewrite_stream("Who is the CEO of Acme?", answer, CEO))
     assert len(chunks) > 1 and "".join(chunks) == r.text
     assert "".join(post_editor.rewrite_stream("The native language of François Bayrou is", "French.", lang)) == "French."
-    # an edit that does not say what it replaces: the editor finds the old value in the answer itself
+    # an edit that does not say what it replaces: the answer restates the question, so the rule finds
+    # the value it gives and replaces only that
     no_old = Edit(subject="Acme", prompt="The CEO of Acme is", target_new="Jane Doe")
     r = post_editor.rewrite("Who is the CEO of Acme?", answer, no_old)
-    assert r.changed and mentions(r.text, "Jane Doe") and r.tokens > 0, r  # the model wrote this script
+    assert r.text == "The CEO of Acme is Jane Doe, who took over in 2019." and r.tokens == 0, r
     model_only = PostEditor(post_editor.config, rule_spans=False)
     model_only._lm, model_only._tok = post_editor._lm, post_editor._tok
     model_only._keep_id, model_only._edit_id, model_only._nl_id = (post_editor._keep_id, post_editor._edit_id,
                                                                     post_editor._nl_id)
     r = model_only.rewrite("Who is the CEO of Acme?", answer, CEO)
     assert r.tokens > 0 and r.text == "The CEO of Acme is Jane Doe, who took over in 2019.", r
+    r = model_only.rewrite("Who is the CEO of Acme?", answer, no_old)
+    assert r.changed and mentions(r.text, "Jane Doe") and r.tokens > 0, r  # the model writes a script itself
 
 
 @pytest.mark.slow

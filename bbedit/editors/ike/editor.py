@@ -109,7 +109,7 @@ class IKEEditor(RequestEditor):
     def build_messages(self, messages: Sequence[Message], edit: Edits) -> list[Message]:
         """The conversation the model sees for an in-scope query (the input is not modified): every
         edit's fact stated with the question, after demonstrations that name none of the edits'
-        subjects or values (a demonstration about the same thing would contradict or leak into them)."""
+        subjects or old values (a demonstration about the same thing would contradict them)."""
         msgs = [dict(m) for m in messages]
         if not ends_with_user(msgs):
             raise ConfigError("the last message must be the user's question")
@@ -131,10 +131,10 @@ class IKEEditor(RequestEditor):
 
 
 def _clashing_names(edits: Sequence[Edit]) -> list[str]:
-    """The names a demonstration must not mention next to ``edits``: their subjects, aliases and
-    old and new values (a demonstration "The iPhone is produced by Apple" before an edit of the
-    iPhone's maker contradicts it)."""
-    names = [n for e in edits for n in (e.subject, *e.aliases, e.target_new, e.target_old or "")]
+    """The names a demonstration must not mention next to ``edits``: their subjects, aliases and old
+    values (a demonstration "The iPhone is produced by Apple" before an edit of the iPhone's maker
+    contradicts it). A demonstration may share the new value: it states nothing against the edit."""
+    names = [n for e in edits for n in (e.subject, *e.aliases, e.target_old or "")]
     return [n for n in names if len(n.strip()) > 2]
 
 

@@ -100,9 +100,11 @@ def _value_spans(text: str, exclude: Iterable[str], numeric: bool, asked: str) -
     question before it ("The CEO of Acme is Elon Musk": at least :data:`RESTATED` of the question's
     content words), with the values appended to it by a comma ("Paris, France"; "the United States,
     USA"); [] when there is none. An answer that does not restate the question gives no value a rule
-    can find ("the 13th century, is a popular Marathi play")."""
+    can find ("the 13th century, is a popular Marathi play"), nor does one to a cloze prompt ("Kalamazoo
+    County, in" → "Michigan, is a county ..."): measured on PostEdit's recorded answers, the first name
+    such an answer gives after restating is too often another fact's."""
     want = _content(asked)
-    if not want:
+    if not want or not asked.rstrip().endswith("?"):  # a cloze prompt's answer goes on from it: no restating
         return []
     exclude = list(exclude)
     for v in competing_values(text, exclude):
