@@ -82,7 +82,7 @@ _SENTENCE = re.compile(r"(?<=[?.!;])\s+")
 def sentences(text: str) -> list[str]:
     """The sentences of a message with several ("Who runs Acme? Also, where is it based?" → two),
     leading "also", "and", ... removed; ``[]`` for a single sentence."""
-    pieces = [_LEAD.sub("", p).strip() for p in _SENTENCE.split(text.strip())]
+    pieces = [strip_lead(p) for p in _SENTENCE.split(text.strip())]
     pieces = [p for p in pieces if _WORDS.search(p)]
     return pieces if len(pieces) > 1 else []
 
@@ -97,7 +97,7 @@ def parts(text: str, keep: Sequence[str] = ()) -> list[str]:
     pieces = [p.strip() for p in _SPLIT.split(text)]
     for mark, name in held.items():
         pieces = [p.replace(mark, name) for p in pieces]
-    pieces = [_LEAD.sub("", p).strip() for p in pieces if _WORDS.search(p)]
+    pieces = [strip_lead(p) for p in pieces if _WORDS.search(p)]
     return pieces if len(pieces) > 1 else []
 
 
@@ -116,7 +116,7 @@ def about(part: str, subject: str) -> list[str]:
 
 def elliptical(text: str) -> bool:
     """Whether ``text`` is a short follow-up that leaves its subject out ("And the CTO?")."""
-    return not anaphors(text) and 0 < len(_WORDS.findall(_LEAD.sub("", text.strip()))) <= MAX_ELLIPTICAL_WORDS
+    return not anaphors(text) and 0 < len(_WORDS.findall(strip_lead(text))) <= MAX_ELLIPTICAL_WORDS
 
 
 def strip_lead(text: str) -> str:

@@ -52,9 +52,7 @@ class Route:
     def edits(self) -> tuple[Edit, ...]:
         """Every edit in scope, best first: the decision's edit, then those that other readings of the
         question reached (its other parts, a follow-up resolved with an earlier turn's subject)."""
-        if self.decision.edit is None:
-            return ()
-        return (self.decision.edit, *(e for e, _, _ in self.also))
+        return tuple(e for e, _ in self.scored_edits)
 
     @property
     def scored_edits(self) -> tuple[tuple[Edit, float], ...]:
@@ -157,7 +155,8 @@ class Router:
     def route_many(self, queries: Sequence[str], *, threshold: float | None = None,
                    batch_size: int = 512) -> list[Route]:
         """Route many questions (each as the only user message) with batched embedding and search;
-        each batch sees one state of the memory. Timings are amortised per routed text. Raises
+        each batch sees one state of the memory. Timings are amortised per question (its readings
+        included). Raises
         :class:`ConfigError` for non-string queries."""
         for q in queries:
             if not isinstance(q, str):

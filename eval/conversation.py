@@ -195,7 +195,7 @@ def _write(a: argparse.Namespace, sets: dict[str, Any], overall: dict[str, Any],
     headline: dict[str, float] = {k: new[k] for k in keys}
     headline.update({f"{k}_last_message_only": old[k] for k in keys})
     headline["precision"] = new["precision"]
-    headline["turns"] = len([1 for s in sets.values() for _ in range(s["turns"])])
+    headline["turns"] = sum(s["turns"] for s in sets.values())
     headline["wall_s"] = wall
     kinds = list(IN_SCOPE)
     rows = [[name, k, s["conversation"]["n"].get(k, 0), f"{s['conversation']['per_kind'].get(k, float('nan')):.3f}",

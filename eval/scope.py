@@ -302,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         curves[name] = {g.name: [[t, *(metrics(j, qs, t)[k] for k in ("precision", "recall"))] for t in CURVE]
                         for g, j in zip(gates, judged, strict=True) if g.name != "similarity"}
         # the whole query path as callers use it: Router.route_many with its readings (several-part questions)
-        routes = Router(mem, _new_gate(mem, a.model), refresh=False).route_many([q.text for q in qs])
+        routes = Router(mem, gates[0], refresh=False).route_many([q.text for q in qs])  # gates[0]: the new gate
         rj = [(r.score if r.edit is not None else 0.0, r.edit is not None and r.edit.id in q.edit_ids)
               for r, q in zip(routes, qs, strict=True)]
         res["learned"]["router"] = {k: v for k, v in metrics(rj, qs, routes[0].threshold).items() if k != "per_kind"}

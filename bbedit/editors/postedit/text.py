@@ -91,6 +91,7 @@ def _content(text: str) -> set[str]:
     return {w.casefold() for w in _WORD.findall(text) if len(w) > 2 and w.casefold() not in _NOT_VALUES}
 
 
+_TRAILING_THE = re.compile(r"(?<!\w)the\s+$")
 RESTATED = 0.5  # share of the question's content words the answer must repeat before the value it gives
 
 
@@ -106,7 +107,6 @@ def _value_spans(text: str, exclude: Iterable[str], numeric: bool, asked: str) -
     want = _content(asked)
     if not want or not asked.rstrip().endswith("?"):  # a cloze prompt's answer goes on from it: no restating
         return []
-    exclude = list(exclude)
     for v in competing_values(text, exclude):
         if v[:1].isdigit() != numeric:
             continue
@@ -139,11 +139,9 @@ def _exclude(edit: Edit, query: str) -> list[str]:
     return [query, edit.prompt, edit.subject, *edit.aliases, edit.target_new]
 
 
-def answer_value(answer: str, edit: Edit, query: str = "") -> str | None:
-    """The value ``answer`` gives for ``edit``'s question when it names no old value: its first
-    competing value of the new value's kind (a number for a numeric one, else a name); None if none."""
-    spans = _value_spans(answer, _exclude(edit, query), any(c.isdigit() for c in edit.target_new), query or edit.prompt)
-    return answer[spans[0][0]:spans[0][1]] if spans else None
+def _edit_value_spans(answer: str, edit: Edit, query: str) -> list[tuple[int, int]]:
+    """:func:`_value_spans` of ``answer`` for ``edit``, asked as ``query`` (else its own prompt)."""
+    return _value_spans(answer, _exclude(edit, query), any(c.isdigit() for c in edit.target_new), query or edit.prompt)
 
 
 def asserted_values(text: str, new: Iterable[str], question: str, exclude: Iterable[str] = ()) -> list[str]:
@@ -157,7 +155,7 @@ def asserted_values(text: str, new: Iterable[str], question: str, exclude: Itera
 def value_span(answer: str, edit: Edit, query: str = "") -> str | None:
     """The text of the value ``answer`` gives for ``edit``'s question, with any value appended to it by
     a comma ("Paris, France"); None when it gives none."""
-    spans = _value_spans(answer, _exclude(edit, query), any(c.isdigit() for c in edit.target_new), query or edit.prompt)
+    spans = _edit_value_spans(answer, edit, query)
     return answer[spans[0][0]:spans[-1][1]] if spans else None
 
 
@@ -175,14 +173,13 @@ def replace_value(answer: str, edit: Edit, query: str = "") -> str | None:
             rest = replace_target(rest, old, edit.target_new)
         answer = answer[:spans[-1][1]] + rest
     else:
-        spans = _value_spans(answer, _exclude(edit, query), any(c.isdigit() for c in edit.target_new),
-                             query or edit.prompt)
+        spans = _edit_value_spans(answer, edit, query)
     if not spans:
         return None
     start, end = spans[0][0], spans[-1][1]
     head = answer[:start]
-    if re.search(r"(?<!\w)the\s+$", head) and len(edit.target_new.split()) == 1:
-        head = re.sub(r"(?<!\w)the\s+$", "", head)
+    if len(edit.target_new.split()) == 1:
+        head = _TRAILING_THE.sub("", head)
     word = edit.target_new
     if answer[start:start + 1].isupper() and word[:1].islower():
         word = word[:1].upper() + word[1:]
@@ -203,7 +200,7 @@ def state_fact(answer: str, fact: str) -> str:
 def script_for(edit: Edit, answer: str, fact: str, query: str | None = None) -> str:
     """The edit script that turns ``answer`` into its minimal rewrite for ``edit``: "<span> => <new>"
     where the answer names the old value (the span as written there), or, given the ``query``, the
-    value it gives in its place (:func:`answer_value`: the old value unknown, phrased otherwise or
+    value it gives in its place (:func:`value_span`: the old value unknown, phrased otherwise or
     invented by the model); else "= <fact>" (a short answer is replaced) or "+ <fact>" (the fact goes
     before a longer answer)."""
     m = target_pattern(edit.target_old).search(answer) if edit.target_old and edit.target_old.strip() else None
