@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast lint typecheck eval-scope eval-conversation eval-demo eval-scope-counterfact eval-overhead eval-middleware eval-whitebox eval-summary eval-suites eval-cli eval clean
+.PHONY: install demo test test-fast lint typecheck eval-scope eval-conversation eval-longform eval-demo eval-scope-counterfact eval-overhead eval-middleware eval-whitebox eval-summary eval-suites eval-cli eval clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -45,6 +45,9 @@ eval-demo: $(STAMP)
 
 eval-conversation: $(STAMP)
 	PYTHONPATH=. $(BIN)/python eval/conversation.py
+
+eval-longform: $(STAMP)
+	PYTHONPATH=. $(BIN)/python eval/longform.py
 
 eval-scope-counterfact: $(STAMP)
 	$(BIN)/python eval/scope_counterfact.py

@@ -13,6 +13,10 @@ Turn kinds (the routed turn is always the last user message):
 - ``unrelated``: an NQ-open question after the subject's first turn (out of scope);
 - ``two_edits``: two cases' questions asked in one message ("Q1 Also, Q2"; both edits in scope).
 
+Then ``--answers`` turns of each kind and set (12 by default) are answered on the embedded model through
+``EditedModel`` with each editor (IKE and the post-editor) and judged strictly (:func:`judge`); the
+unedited answers and every served-model call go through the call cache in ``eval/.cache``.
+
 zsRE and KnowEdit ZsRE store one fact under several records of a subject, so there any edit of the
 turn's subject counts as right (as in ``eval/scope.py``). Every set keeps all its edits in memory.
 """
@@ -20,6 +24,7 @@ turn's subject counts as right (as in ``eval/scope.py``). Every set keeps all it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import random
@@ -30,11 +35,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bbedit.backends.cache import CachedModel, CallCache
+from bbedit.backends.factory import make_backend
 from bbedit.evaluation.cases import load_dataset
+from bbedit.evaluation.metrics import strict_edit_success, unchanged
 from bbedit.evaluation.report import DATA_ROOT, md_table, write_results
 from bbedit.memory.memory import EditMemory
+from bbedit.pipeline import EditedModel
 from bbedit.routing import Router
-from bbedit.types import Message
+from bbedit.types import Edit, Message
 
 log = logging.getLogger("conversation")
 IN_SCOPE = {"named": True, "pronoun": True, "pronoun_after_answer": True, "other_relation": False,
@@ -49,6 +58,7 @@ class Turn:
     right: frozenset[str]  # edits any one of which is right (in scope); for two_edits, one per edit
     needed: tuple[frozenset[str], ...] = ()  # two_edits: each of these must be reached
     set: str = ""
+    edits: tuple[Edit, ...] = ()  # the case's edit (two_edits: both), for judging answers
 
 
 def pronoun_form(text: str, subject: str) -> str | None:
@@ -96,18 +106,21 @@ def build(name: str, data: Path, n: int, nq: list[str], rng: random.Random) -> t
         right = frozenset(by_subject[e.subject]) if same_fact else frozenset({e.id})
         para = next((p.text for p in c.of_kind("generalization") if e.subject in p.text), None)
         if para is not None:
-            turns.append(Turn((*intro(e.subject), _user(para)), "named", right, set=name))
+            turns.append(Turn((*intro(e.subject), _user(para)), "named", right, set=name, edits=(e,)))
             pron = pronoun_form(para, e.subject)
             if pron is not None:
-                turns.append(Turn((*intro(e.subject), _user(pron)), "pronoun", right, set=name))
+                turns.append(Turn((*intro(e.subject), _user(pron)), "pronoun", right, set=name, edits=(e,)))
                 answer = {"role": "assistant", "content": f"{e.prompt.rstrip('?').rstrip()} {e.target_new}."
                           if not _question(e.prompt) else f"It is {e.target_new}."}
-                turns.append(Turn((_user(e.prompt), answer, _user(pron)), "pronoun_after_answer", right, set=name))
+                turns.append(Turn((_user(e.prompt), answer, _user(pron)), "pronoun_after_answer", right, set=name,
+                                  edits=(e,)))
         for p in c.of_kind("locality"):
             if p.label == "Relation_Specificity" and (pron := pronoun_form(p.text, e.subject)) is not None:
-                turns.append(Turn((*intro(e.subject), _user(pron)), "other_relation", frozenset(), set=name))
+                turns.append(Turn((*intro(e.subject), _user(pron)), "other_relation", frozenset(), set=name,
+                                  edits=(e,)))
                 break
-        turns.append(Turn((*intro(e.subject), _user(rng.choice(nq))), "unrelated", frozenset(), set=name))
+        turns.append(Turn((*intro(e.subject), _user(rng.choice(nq))), "unrelated", frozenset(), set=name,
+                          edits=(e,)))
     questions = [c for c in cases if _question(c.edits[0].prompt)]
     for a, b in zip(questions[0::2], questions[1::2], strict=False):
         ea, eb = a.edits[0], b.edits[0]
@@ -115,7 +128,8 @@ def build(name: str, data: Path, n: int, nq: list[str], rng: random.Random) -> t
             continue
         ra = frozenset(by_subject[ea.subject]) if same_fact else frozenset({ea.id})
         rb = frozenset(by_subject[eb.subject]) if same_fact else frozenset({eb.id})
-        turns.append(Turn((_user(f"{ea.prompt} Also, {eb.prompt}"),), "two_edits", ra | rb, (ra, rb), set=name))
+        turns.append(Turn((_user(f"{ea.prompt} Also, {eb.prompt}"),), "two_edits", ra | rb, (ra, rb), set=name,
+                          edits=(ea, eb)))
     return memory, turns
 
 
@@ -155,12 +169,66 @@ def score(routes: Sequence[Any], turns: Sequence[Turn]) -> dict[str, Any]:
             "multi_edit_success": both / max(n["two_edits"], 1), "untouched_rate": untouched}
 
 
+class _Cached:
+    """A backend whose greedy answers come from the evaluation call cache (``eval/.cache``)."""
+
+    def __init__(self, backend: Any, path: Path | None, **opts: Any) -> None:
+        self.model = CachedModel(backend, CallCache(path), **opts)
+
+    def generate(self, messages: Sequence[Message], **_: Any) -> str:
+        return self.model.complete(messages).text
+
+
+def judge(turn: Turn, text: str, unedited: str, memory: EditMemory) -> bool:
+    """Whether an answer is right for its turn: in scope, strict success (the new value of a right edit,
+    and neither the old value nor the value the unedited answer gave; for a two-edit question, each
+    edit's new value and not its old one); out of scope, the unedited answer."""
+    if not IN_SCOPE[turn.kind]:
+        return unchanged(text, unedited)
+    question = str(turn.messages[-1]["content"])
+    groups = turn.needed or (turn.right,)
+    for e, ids in zip(turn.edits, groups, strict=True):
+        news = sorted({memory.get(i).target_new for i in ids} | {e.target_new})
+        if not strict_edit_success(text, news, [e.target_old] if e.target_old else [],
+                                   None if turn.needed else unedited, question, [e.subject, *e.aliases]):
+            return False
+    return True
+
+
+def answer_phase(memory: EditMemory, turns: Sequence[Turn], per_kind: int, backend: Any, editors: Sequence[str],
+                 rng: random.Random) -> dict[str, Any]:
+    """Answers through :class:`EditedModel` with each editor for ``per_kind`` sampled turns of each kind:
+    the share judged right (:func:`judge`) per kind, and the sampled turns' texts."""
+    by_kind: dict[str, list[Turn]] = {}
+    for t in turns:
+        by_kind.setdefault(t.kind, []).append(t)
+    sample = [t for k in IN_SCOPE for t in rng.sample(by_kind.get(k, []), min(per_kind, len(by_kind.get(k, []))))]
+    unedited = [backend.generate(list(t.messages)) for t in sample]
+    out: dict[str, Any] = {}
+    for name in editors:
+        model = EditedModel(backend, memory, editor=name)
+        rows = []
+        for t, before in zip(sample, unedited, strict=True):
+            ans = model.chat(list(t.messages))
+            rows.append({"kind": t.kind, "ok": judge(t, ans.text, before, memory),
+                         "routed": [e.id for e in ans.route.edits] if ans.route is not None else [],
+                         "question": str(t.messages[-1]["content"]), "before": before, "after": ans.text})
+        per = {k: sum(r["ok"] for r in rows if r["kind"] == k) / max(sum(r["kind"] == k for r in rows), 1)
+               for k in IN_SCOPE if any(r["kind"] == k for r in rows)}
+        out[name] = {"per_kind": per, "n": Counter(r["kind"] for r in rows), "rows": rows}
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default=str(DATA_ROOT))
     ap.add_argument("--cases", type=int, default=300)
     ap.add_argument("--sets", default="counterfact,zsre,knowedit")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--answers", type=int, default=12,
+                    help="turns per kind and set answered on the embedded model with each editor (0: routing only)")
+    ap.add_argument("--editors", default="ike,postedit")
+    ap.add_argument("--cache", default="eval/.cache/conversation.sqlite", help="call cache for the served model")
     a = ap.parse_args(argv)
     data = Path(a.data)
     rng = random.Random(0)
@@ -170,6 +238,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
     sets: dict[str, Any] = {}
     all_turns: list[Turn] = []
     all_routes: dict[str, list[Any]] = {"conversation": [], "last_message": []}
+    answers: dict[str, Any] = {}
+    stack = contextlib.ExitStack()
+    backend = _Cached(make_backend(stack=stack), Path(a.cache) if a.cache else None, max_tokens=48,
+                      temperature=0.0) if a.answers else None
     for name in a.sets.split(","):
         memory, turns = build(name, data, a.cases, nq, rng)
         res = {}
@@ -180,21 +252,45 @@ def main(argv: Sequence[str] | None = None) -> Path:
             res[label] = {**score(routes, turns), "route_ms": (time.perf_counter() - ts) * 1000 / max(len(turns), 1)}
             all_routes[label] += routes
         sets[name] = {"edits": len(memory), "turns": len(turns), **res}
+        if backend is not None:
+            answers[name] = answer_phase(memory, turns, a.answers, backend, a.editors.split(","), random.Random(1))
+            log.info("%s answers: %s", name, {e: {k: round(v, 2) for k, v in r["per_kind"].items()}
+                                               for e, r in answers[name].items()})
         all_turns += turns
         log.info("%s: %d turns; conversation %s; last message %s", name, len(turns),
                  {k: round(v, 3) for k, v in res["conversation"]["per_kind"].items()},
                  {k: round(v, 3) for k, v in res["last_message"]["per_kind"].items()})
         memory.close()
+    stack.close()
     overall = {label: score(rs, all_turns) for label, rs in all_routes.items()}
-    return _write(a, sets, overall, time.perf_counter() - t0)
+    return _write(a, sets, overall, answers, time.perf_counter() - t0)
 
 
-def _write(a: argparse.Namespace, sets: dict[str, Any], overall: dict[str, Any], wall: float) -> Path:
+def _answer_rates(answers: dict[str, Any], editor: str, kinds: Sequence[str]) -> float:
+    """The share of sampled answers judged right over ``kinds`` and every set, for ``editor``."""
+    rows = [r for per_set in answers.values() for r in per_set[editor]["rows"] if r["kind"] in kinds]
+    return sum(r["ok"] for r in rows) / len(rows) if rows else float("nan")
+
+
+def _write(a: argparse.Namespace, sets: dict[str, Any], overall: dict[str, Any], answers: dict[str, Any],
+           wall: float) -> Path:
     new, old = overall["conversation"], overall["last_message"]
     keys = ("followup_recall", "followup_precision", "multi_edit_success", "untouched_rate")
     headline: dict[str, float] = {k: new[k] for k in keys}
     headline.update({f"{k}_last_message_only": old[k] for k in keys})
     headline["precision"] = new["precision"]
+    in_kinds = [k for k, v in IN_SCOPE.items() if v]
+    out_kinds = [k for k, v in IN_SCOPE.items() if not v]
+    answer_rows = []
+    for editor in (a.editors.split(",") if answers else []):
+        headline[f"answer_edit_success_{editor}"] = _answer_rates(answers, editor, in_kinds)
+        headline[f"answer_untouched_{editor}"] = _answer_rates(answers, editor, out_kinds)
+        headline[f"answer_followup_success_{editor}"] = _answer_rates(answers, editor,
+                                                                      ["pronoun", "pronoun_after_answer"])
+        answer_rows += [[editor, k, f"{_answer_rates(answers, editor, [k]):.3f}"] for k in IN_SCOPE]
+    failures = [[e, k, " ".join(r["question"].split())[:90], " ".join(r["after"].split())[:110]]
+                for per_set in answers.values() for e, res in per_set.items() for r in res["rows"]
+                for k in [r["kind"]] if not r["ok"]][:14]
     headline["turns"] = sum(s["turns"] for s in sets.values())
     headline["wall_s"] = wall
     kinds = list(IN_SCOPE)
@@ -226,16 +322,29 @@ Routing time per turn (ms, one conversation at a time, 2 cores):
 
 {md_table(["set", "conversation-aware", "last message only", "edits in memory"], lat)}
 
-Not measured here: answers. Edit success and the untouched rate of the answers (IKE and the
-post-editor on the embedded model) over these dialogues are still to come.
+## Answers (embedded SmolLM2-135M-Instruct, greedy, 48 tokens)
+
+{a.answers} sampled turns per kind and set ({sum(len(r[next(iter(r))]["rows"]) for r in answers.values()) if answers else 0}
+in all) answered through `EditedModel` with each editor. In scope, an answer is right when it states the new value
+and neither the old value nor the value the unedited answer gave (strict judging; a two-edit question needs each
+edit's new value and not its old one); out of scope, when it is the unedited answer.
+
+{md_table(["editor", "kind", "answers right"], answer_rows) if answer_rows else "Not run (`--answers 0`)."}
+
+Some answers judged wrong:
+
+{md_table(["editor", "kind", "question", "answer"], failures) if failures else "-"}
 
 Wall time: {wall:.0f} s.
 """
-    return write_results("conversation", headline, {"sets": sets, "overall": overall, "args": vars(a)}, report,
+    return write_results("conversation", headline, {"sets": sets, "overall": overall, "args": vars(a),
+                                                    "answers": answers}, report,
                          "PYTHONPATH=. python eval/conversation.py (make eval-conversation)",
                          root=Path(a.out) if a.out else None)
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpx2", "faiss.loader"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     print(main())

@@ -15,7 +15,7 @@ if __name__ == "__main__":
         import tempfile
         from pathlib import Path
 
-        print(run(n_exact=10, load_s=10, direct_s=5, clients=10, n_pairs=20, n_fuzz=100, n_crash=200, n_edits=100,
+        print(run(n_exact=10, load_s=10, direct_s=5, clients=10, n_pairs=20, n_fuzz=100, n_crash=200, n_edits=100, n_api=6,
                   root=Path(tempfile.mkdtemp(prefix="bbedit-middleware-quick-"))))
     else:
         print(run())

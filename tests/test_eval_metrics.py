@@ -168,3 +168,12 @@ def test_strict_success_refuses_an_answer_that_keeps_the_unedited_value() -> Non
     assert M.strict_edit_success("Einstein was born in Canada in 1879.", "Canada", "Germany",
                                  "Einstein was born in Germany in 1879.", "Where was Einstein born?", ["Einstein"])
     assert not M.strict_edit_success("No idea.", "Canada", "Germany")
+
+
+def test_an_old_value_inside_the_subjects_name_is_not_asserted() -> None:
+    answer = "The Toyota Cresta is developed by BMW."
+    assert not M.edit_success(answer, "BMW", "Toyota")  # without the subject's name: Toyota counts
+    assert M.edit_success(answer, "BMW", "Toyota", ["Toyota Cresta"])
+    assert not M.edit_success(answer + " Toyota built it.", "BMW", "Toyota", ["Toyota Cresta"])  # outside it
+    assert M.strict_edit_success(answer, "BMW", "Toyota", None, "", ["Toyota Cresta"])
+    assert not M.edit_success("Turkey.", "Romania", "Turkey", ["Turkey"])  # the name itself is the old value

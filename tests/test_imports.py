@@ -43,6 +43,7 @@ LAYER_OF_PREFIX: dict[str, str] = {
     "scope": "scope",
     "editors": "editors",
     "routing": "pipeline",
+    "chains": "pipeline",  # multi-hop chains of edits, followed through the memory
     "pipeline": "pipeline",
     "whitebox": "whitebox",
     "server": "server",

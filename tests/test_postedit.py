@@ -360,10 +360,15 @@ def test_without_the_old_value_the_rule_replaces_the_value_the_answer_gives() ->
     bbc = Edit(subject="BBC One", prompt="Who owns BBC One?", target_new="Google", id="b")
     assert replace_value("The owner of BBC One is the British Broadcasting Corporation (BBC).", bbc,
                          "Who owns BBC One?") == "The owner of BBC One is Google."
-    # an answer that does not restate the question gives nothing a rule can find (the fact is stated):
-    # measured on PostEdit's recorded answers, a cloze answer's first name is too often another value
+    # a cloze prompt's answer that goes on from it with a value and a stop gives that value (with what is
+    # appended to it); one that opens otherwise, or a question's answer that does not restate it, gives none
     made = Edit(subject="RSM-56 Bulava", prompt="RSM-56 Bulava was created in", target_new="France", id="m")
-    assert value_span("Russia.\n\nIt is a missile.", made, "RSM-56 Bulava was created in") is None
+    assert value_span("Russia.\n\nIt is a missile.", made, "RSM-56 Bulava was created in") == "Russia"
+    assert replace_value("Orlando, Florida, USA. It opened in 1989.", made, "RSM-56 Bulava was created in") == \
+        "France. It opened in 1989."
+    assert value_span("British car maker Triumph, in 1978.", made, "RSM-56 Bulava was created in") is None
+    assert value_span("RSM-56 Bulava, a missile.", made, "RSM-56 Bulava was created in") is None  # the subject
+    assert value_span("1968, in Moscow.", made, "RSM-56 Bulava was created in") is None  # a number, for a place
     assert value_span("the 13th century, is a popular Marathi play.", made, "Where was RSM-56 Bulava created?") is None
     assert ReplaceEditor().rewrite("Who is the CEO of Acme Corp?", answer, ceo).text.startswith(
         "The CEO of Acme Corp is Maria Okafor.")
@@ -371,3 +376,69 @@ def test_without_the_old_value_the_rule_replaces_the_value_the_answer_gives() ->
     eiffel = Edit(subject="Eiffel Tower", prompt="The Eiffel Tower is in", target_new="Rome", target_old="Paris", id="e")
     assert ReplaceEditor().rewrite("Where is it?", "It is in Paris, France. Paris is lovely.", eiffel).text == \
         "It is in Rome. Rome is lovely."
+
+
+# -- long answers about several things ----------------------------------------------------------------------
+TONGUE = Edit(subject="Danielle Darrieux", prompt="The mother tongue of Danielle Darrieux is", target_new="English",
+              target_old="French", id="tongue")
+CITIZEN = Edit(subject="Andrea Sartoretti", prompt="Andrea Sartoretti, a citizen of", target_new="Denmark",
+               target_old="Italy", id="citizen")
+PARAGRAPH = ("The mother tongue of Danielle Darrieux is French. She was a French actress who starred in Mr. Smith's "
+             "films. The native language of François Bayrou is French. Thuringia, located in central Italy, is "
+             "green. Andrea Sartoretti, a citizen of Italy, was a basketball player. Sartoretti retired in 2007.")
+
+
+def test_sentences_and_the_sentences_an_edit_may_change() -> None:
+    from bbedit.editors.postedit.text import editable_sentences, sentence_spans
+
+    spans = sentence_spans(PARAGRAPH)
+    assert "".join(PARAGRAPH[a:b] for a, b in spans) == PARAGRAPH  # a partition of the text
+    assert [PARAGRAPH[a:b].strip() for a, b in spans][1] == "She was a French actress who starred in Mr. Smith's films."
+    assert len(spans) == 6 and sentence_spans("F.W. Murnau directed it. It was 1922.")[0] == (0, 25)
+    assert sentence_spans("Line one\nLine two") == [(0, 9), (9, 17)]
+    # about Darrieux: her sentence and the pronoun one after it; the others name someone or something else
+    assert [ok for _, _, ok in editable_sentences(PARAGRAPH, TONGUE)] == [True, True, False, False, False, False]
+    assert [ok for _, _, ok in editable_sentences("Paris. It is lovely. Some say so.", TONGUE)] == [True] * 3
+
+
+def test_a_long_answer_changes_only_where_it_is_about_the_edit() -> None:
+    from bbedit.editors.postedit.text import replace_value
+
+    out = replace_value(PARAGRAPH, TONGUE, "Tell me about Danielle Darrieux and Andrea Sartoretti.")
+    assert out == PARAGRAPH.replace("is French. She was a French", "is English. She was an English")
+    out = ReplaceEditor().rewrite_all("Tell me about them.", PARAGRAPH, [TONGUE, CITIZEN]).text
+    assert "François Bayrou is French." in out and "central Italy" in out  # the neighbours stay byte for byte
+    assert "a citizen of Denmark, was" in out and "Darrieux is English." in out
+    # the subject's own name is never changed, though it holds the old value
+    district = Edit(subject="Mumbai City district", prompt="Mumbai City district is located in", target_new="Rome",
+                    target_old="Mumbai", id="d")
+    assert replace_value("Mumbai City district's capital is Mumbai. Mumbai City district is big.", district) == \
+        "Mumbai City district's capital is Rome. Mumbai City district is big."
+
+
+def test_a_fact_is_stated_where_the_answer_turns_to_its_subject() -> None:
+    from bbedit.editors.postedit.text import focus, insert_fact, query_about
+
+    text = "I am an AI language model. The native language of François Bayrou is French. Danielle Darrieux acted."
+    fact = "The mother tongue of Danielle Darrieux is English."
+    assert insert_fact(text, fact, TONGUE) == text.replace("Danielle Darrieux acted.", fact + " Danielle Darrieux acted.")
+    assert ReplaceEditor().rewrite("Tell me about her.", text, TONGUE).text == fact  # the baseline replaces it
+    assert insert_fact("Dunno.", fact, TONGUE) == fact  # a short answer is replaced
+    lo, hi = focus(PARAGRAPH, CITIZEN, "Tell me about Danielle Darrieux and Andrea Sartoretti.")
+    assert PARAGRAPH[lo:hi] == "Andrea Sartoretti, a citizen of Italy, was a basketball player. Sartoretti retired in 2007."
+    assert focus("Italy.", CITIZEN) == (0, 6) and focus(PARAGRAPH, CITIZEN)[0] == 0  # asked of it alone: from the top
+    assert query_about("Tell me about Danielle Darrieux, Bayrou and Andrea Sartoretti.", CITIZEN) == \
+        "Tell me about Andrea Sartoretti."
+    assert query_about("Who is Bayrou? Where is Andrea Sartoretti from?", CITIZEN) == "Where is Andrea Sartoretti from?"
+    assert query_about("Where is Andrea Sartoretti from?", CITIZEN) == "Where is Andrea Sartoretti from?"
+
+
+def test_without_the_old_value_the_value_found_changes_everywhere_it_is_about_the_edit() -> None:
+    from bbedit.editors.postedit.text import replace_value
+
+    galata = Edit(subject="Galata", prompt="Galata is in", target_new="Naples", id="g")  # no old value
+    assert replace_value("Istanbul, Turkey. It faces the historic centre of Istanbul.", galata, "Galata is in") == \
+        "Naples. It faces the historic centre of Naples."
+    chip = Edit(subject="Sandy Bridge", prompt="Sandy Bridge was a product of", target_new="Apple", id="c")
+    assert replace_value("Intel Corporation, designed by Intel's group.", chip, "Sandy Bridge was a product of") == \
+        "Apple, designed by Apple's group."  # the short name of the value found changes too

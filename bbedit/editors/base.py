@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
+from bbedit import dialogue
 from bbedit.backends import Backend, supports
 from bbedit.conversation import last_user_text
 from bbedit.errors import ConfigError
@@ -169,12 +170,24 @@ class AnswerEditor(EditorBase):
         """Ask the backend as usual, then rewrite its answer for every edit. Raises BackendError from
         the backend."""
         original = backend.generate(list(messages), **opts)
-        return EditorOutput(self.rewrite_all(last_user_text(messages), original, edit).text, original)
+        return EditorOutput(self.rewrite_all(resolved_question(messages, edit), original, edit).text, original)
 
     def stream(self, backend: Backend, messages: Sequence[Message], edit: Edits, **opts: Any) -> Iterator[str]:
         """The backend's whole answer is needed before it can be rewritten; the rewrite streams."""
         original = backend.generate(list(messages), **opts)
-        yield from self.rewrite_stream(last_user_text(messages), original, edit)
+        yield from self.rewrite_stream(resolved_question(messages, edit), original, edit)
+
+
+def resolved_question(messages: Sequence[Message], edits: Edits) -> str:
+    """The last user message as the question an answer editor reads: a follow-up that names none of the
+    routed edits' subjects has its first pronoun or description read as the first edit's subject ("Where
+    is it based?" after a question about Acme → "Where is Acme based?"), as the router read it."""
+    text = last_user_text(messages)
+    routed = as_edits(edits)
+    if any(n and n.casefold() in text.casefold() for e in routed for n in (e.subject, *e.aliases)):
+        return text
+    found = dialogue.anaphors(text)
+    return dialogue.substitute(text, found[0], routed[0].subject) if found else text
 
 
 def fact_sentence(edit: Edit) -> str:

@@ -124,23 +124,27 @@ def _inside(span: tuple[int, int], others: Sequence[tuple[int, int]]) -> bool:
     return any(o[0] <= span[0] and span[1] <= o[1] and o != span for o in others)
 
 
-def presence(answer: str, new: str | Iterable[str], old: str | Iterable[str] = ()) -> tuple[bool, bool]:
+def presence(answer: str, new: str | Iterable[str], old: str | Iterable[str] = (),
+             names: Iterable[str] = ()) -> tuple[bool, bool]:
     """Whether a new and whether an old answer occur in ``answer`` (:func:`contains`), where an
     occurrence that lies inside a longer occurrence of the other side does not count: with new
     "Paris" and old "Paris Hilton", "Paris Hilton" holds the old answer only; with new "Paris
-    Hilton" and old "Paris", it holds the new answer only."""
+    Hilton" and old "Paris", it holds the new answer only. Nor does an old answer inside one of
+    ``names`` (the subject's: "Toyota Cresta is developed by BMW" does not assert Toyota)."""
     words = _tokens(answer)
     new_spans = [s for t in _as_list(new) for s in _spans(words, t)]
     old_spans = [s for t in _as_list(old) for s in _spans(words, t)]
+    name_spans = [s for t in names if t and t.strip() for s in _spans(words, t)]
     has_new = any(not _inside(s, old_spans) for s in new_spans)
-    has_old = any(not _inside(s, new_spans) for s in old_spans)
+    has_old = any(not _inside(s, new_spans) and not _inside(s, name_spans) for s in old_spans)
     return has_new, has_old
 
 
-def edit_success(answer: str, new: str | Sequence[str], old: str | Sequence[str] = ()) -> bool:
+def edit_success(answer: str, new: str | Sequence[str], old: str | Sequence[str] = (),
+                 names: Iterable[str] = ()) -> bool:
     """Generation-protocol success for an in-scope query: a new answer (or alias) appears and no old
-    one does, judged by :func:`presence`."""
-    has_new, has_old = presence(answer, new, old)
+    one does (outside the subject's ``names``), judged by :func:`presence`."""
+    has_new, has_old = presence(answer, new, old, names)
     return has_new and not has_old
 
 
@@ -149,13 +153,13 @@ def strict_edit_success(answer: str, new: str | Sequence[str], old: str | Sequen
     """Strict success for an in-scope query: a new answer (or alias) appears, and no competing value
     for the same fact does: neither an old answer nor the value the unedited answer gave for it
     (:func:`~bbedit.editors.postedit.text.asserted_values`, leaving out what ``exclude`` and the new
-    answers hold). "Priya Raman. The CEO of Veltrix is Elena Veltrix." fails when the unedited model
+    answers hold; a competing value inside a name ``exclude`` holds, the subject's, does not count). "Priya Raman. The CEO of Veltrix is Elena Veltrix." fails when the unedited model
     said "Elena Veltrix", though containment judging (:func:`edit_success`) passes it."""
     new_l = _as_list(new)
     others = list(_as_list(old))
     if unedited:  # the value it gave for this fact (a number for a numeric one, else a name), and its appendages
         others += [v for v in asserted_values(unedited, new_l, question, exclude) if not contains(v, new_l)]
-    has_new, has_old = presence(answer, new_l, others)
+    has_new, has_old = presence(answer, new_l, others, exclude)
     return has_new and not has_old
 
 

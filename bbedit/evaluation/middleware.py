@@ -201,6 +201,135 @@ def exactness(proxy: str, direct: str, bodies: list[dict[str, Any]]) -> dict[str
     return {"n": len(bodies), "same": same, "rate": same / max(len(bodies), 1), "mismatches": mismatches[:20]}
 
 
+# -- the Responses API and plain completions --------------------------------------------------------------
+API_PATHS = {"responses": "/responses", "completions": "/completions"}
+
+
+def api_requests(model: str, n: int, seed: int = 3) -> list[tuple[str, dict[str, Any]]]:
+    """``n`` greedy out-of-scope requests for each of the Responses API and plain completions (half of
+    them streamed): Responses with a string input or a list of items, with and without instructions,
+    sometimes after an earlier turn; completions on a question or a sentence to go on with."""
+    rng = random.Random(seed)
+    qs = questions(2 * n, seed)
+    out: list[tuple[str, dict[str, Any]]] = []
+    for i in range(n):
+        body: dict[str, Any] = {"model": model, "max_output_tokens": rng.randint(4, 24), "temperature": 0,
+                                "cache_prompt": False, "stream": i % 2 == 1}
+        if rng.random() < 0.5:
+            body["input"] = qs[i]
+        else:
+            items: list[dict[str, Any]] = []
+            if rng.random() < 0.3:
+                items += [{"role": "user", "content": qs[n + i]},
+                          {"type": "message", "role": "assistant", "content": [{"type": "output_text",
+                                                                                "text": "I am not sure."}]}]
+            items.append({"role": "user", "content": [{"type": "input_text", "text": qs[i]}]})
+            body["input"] = items
+        if system := rng.choice(SYSTEMS):
+            body["instructions"] = system
+        out.append(("responses", body))
+        prompt = f"Question: {qs[i]}\nAnswer:" if i % 3 else qs[i].rstrip("?") + " is"
+        out.append(("completions", {"model": model, "prompt": prompt, "max_tokens": rng.randint(4, 24),
+                                    "temperature": 0, "cache_prompt": False, "stream": i % 2 == 1}))
+    return out
+
+
+def api_text(api: str, r: httpx.Response, stream: bool) -> tuple[str, bool]:
+    """The answer's text from a Responses or completions answer (whole or streamed), and whether it was
+    complete (a ``response.completed`` event, or ``[DONE]``)."""
+    if not stream:
+        data = r.json()
+        if api == "completions":
+            return "".join(c.get("text") or "" for c in data["choices"]), True
+        parts = [p.get("text") or "" for item in data.get("output") or [] if item.get("type") == "message"
+                 for p in item.get("content") or [] if p.get("type") == "output_text"]
+        return "".join(parts), data.get("status") == "completed"
+    text, done = [], False
+    for line in r.text.splitlines():
+        if not line.startswith("data: "):
+            continue
+        if line == "data: [DONE]":
+            done = True
+            continue
+        ev = json.loads(line[6:])
+        if api == "completions":
+            text += [c.get("text") or "" for c in ev.get("choices", [])]
+        elif ev.get("type") == "response.output_text.delta":
+            text.append(ev.get("delta") or "")
+        elif ev.get("type") == "response.completed":
+            done = True
+    return "".join(text), done
+
+
+def api_exactness(proxy: str, direct: str, reqs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Each request straight to llama.cpp and through the proxy (empty memory): the same text, per API
+    and stream flag."""
+    tally: dict[str, list[int]] = {}
+    mismatches = []
+    with httpx.Client(timeout=120) as c:
+        for i, (api, body) in enumerate(reqs):
+            key = f"{api}{'_stream' if body.get('stream') else ''}"
+            got = {"proxy": c.post(proxy + "/v1" + API_PATHS[api], json=body),
+                   "direct": post_direct(c, direct + API_PATHS[api], body)}
+            row = tally.setdefault(key, [0, 0])
+            row[1] += 1
+            if any(r.status_code != 200 for r in got.values()):
+                mismatches.append({"i": i, "api": key, "status": {k: r.status_code for k, r in got.items()}})
+                continue
+            a, b = (api_text(api, got[k], bool(body.get("stream"))) for k in ("proxy", "direct"))
+            if a == b and "x-bbedit-edit" not in got["proxy"].headers:
+                row[0] += 1
+            else:
+                mismatches.append({"i": i, "api": key, "proxy": a, "direct": b})
+    same = sum(v[0] for v in tally.values())
+    return {"n": len(reqs), "same": same, "rate": same / max(len(reqs), 1),
+            "per_api": {k: {"same": v[0], "n": v[1]} for k, v in sorted(tally.items())}, "mismatches": mismatches[:20]}
+
+
+def api_edits(url: str, model: str) -> dict[str, Any]:
+    """The demo's edits through the admin API, then its questions through each API (whole and streamed):
+    a question about an edit must come back routed to it (``x-bbedit-edit``) with the new value stated
+    (strict judging against the edit's old value); a control question must come back unrouted. The
+    demo edits are deleted afterwards."""
+    from bbedit.evaluation.metrics import strict_edit_success
+    from bbedit.memory.formats import read_edits
+    from bbedit.prompts import data_dir
+
+    edits = {e.id: e for e in read_edits(data_dir("memory") / "demo.jsonl")}
+    qs = [json.loads(x) for x in (data_dir("memory") / "demo_questions.jsonl").read_text().splitlines()
+          if x.strip() and not x.startswith("#")]
+    rows = []
+    with httpx.Client(timeout=120) as c:
+        for e in edits.values():
+            c.post(url + "/admin/edits", json=e.to_dict(), headers=AUTH).raise_for_status()
+        for q in qs:
+            for api in API_PATHS:
+                for stream in (False, True):
+                    body: dict[str, Any] = {"model": model, "temperature": 0, "cache_prompt": False, "stream": stream}
+                    if api == "responses":
+                        body.update(input=q["question"], max_output_tokens=48,
+                                    instructions="Answer in one short sentence.")
+                    else:
+                        body.update(prompt=f"Question: {q['question']}\nAnswer:", max_tokens=32, stop=["\n"])
+                    r = c.post(url + "/v1" + API_PATHS[api], json=body)
+                    text, done = api_text(api, r, stream) if r.status_code == 200 else ("", False)
+                    routed = r.headers.get("x-bbedit-edit")
+                    about = edits.get(q["edit"] or "")
+                    ok = r.status_code == 200 and done and (
+                        routed == about.id and strict_edit_success(text, about.target_new, about.target_old or (),
+                                                                   None, q["question"], [about.subject, *about.aliases])
+                        if about is not None else routed is None)
+                    rows.append({"api": api, "stream": stream, "question": q["question"], "edit": q["edit"],
+                                 "routed": routed, "ok": ok, "status": r.status_code, "text": text})
+        for e in edits.values():
+            c.delete(url + f"/admin/edits/{e.id}", headers=AUTH).raise_for_status()
+    in_scope = [r for r in rows if r["edit"]]
+    controls = [r for r in rows if not r["edit"]]
+    return {"rows": rows, "routed_rate": sum(r["routed"] == r["edit"] for r in in_scope) / max(len(in_scope), 1),
+            "edit_success": sum(r["ok"] for r in in_scope) / max(len(in_scope), 1),
+            "controls_untouched": sum(r["ok"] for r in controls) / max(len(controls), 1)}
+
+
 # -- overhead and load -----------------------------------------------------------------------------------
 def _server_timing(r: httpx.Response, name: str = "bbedit") -> float | None:
     for part in r.headers.get("server-timing", "").split(","):
@@ -402,7 +531,7 @@ def _plot(load_proxy: list[float], load_direct: list[float], diffs: list[float],
 
 
 def run(n_exact: int = 200, load_s: float = 120, direct_s: float = 60, clients: int = 50, n_pairs: int = 300,
-        n_fuzz: int = 1500, n_crash: int = 5000, n_edits: int = 1000, slots: int = 4,
+        n_fuzz: int = 1500, n_crash: int = 5000, n_edits: int = 1000, slots: int = 4, n_api: int = 60,
         root: Path | None = None) -> Path:
     """Run every phase and write ``<root>/middleware`` (default root: eval/results); returns the folder."""
     from bbedit.backends.embedded import EmbeddedServer
@@ -421,6 +550,9 @@ def run(n_exact: int = 200, load_s: float = 120, direct_s: float = 60, clients: 
             meter, busy = CpuMeter(*(p for p in (llama.pid, proc.pid) if p is not None)), {}
             log.info("exactness: %d requests", n_exact)
             exact = exactness(url, direct, exactness_requests(model, n_exact))
+            log.info("apis: %d Responses and %d completions requests", n_api, n_api)
+            apis = api_exactness(url, direct, api_requests(model, n_api))
+            api_edit = api_edits(url, model)
             edits = [e.to_dict() for e in synthetic_edits(n_edits, seed=11)]
             t0 = time.perf_counter()
             r = httpx.post(url + "/admin/edits/batch", json=edits, headers=AUTH, timeout=600)
@@ -452,6 +584,9 @@ def run(n_exact: int = 200, load_s: float = 120, direct_s: float = 60, clients: 
             log.info("fuzz: %d requests", n_fuzz)
             fz = fuzz(url, n_fuzz, TOKEN, seed=0)
             alive = proc.poll() is None and httpx.get(url + "/healthz", timeout=10).status_code == 200
+        log.info("apis: the demo's questions with the post-editor")
+        with proxy_process(direct, work / "memory-postedit", work / "serve-postedit.log", editor="postedit") as (u2, _):
+            api_edit_pe = api_edits(u2, model)
         log.info("crash: %d edits", n_crash)
         cr = crash(direct, model, work, n=n_crash)
     ok = [r for r in rows if r["status"] == 200]
@@ -464,6 +599,12 @@ def run(n_exact: int = 200, load_s: float = 120, direct_s: float = 60, clients: 
     fuzz_4xx = sum(v for k, v in fz.statuses.items() if 400 <= k < 500)
     headline = {
         "exact_match_rate": exact["rate"], "load_requests": len(rows), "load_errors": len(errors),
+        "api_exact_match_rate": apis["rate"], "api_exact_n": apis["n"],
+        **{f"api_exact_match_rate_{k}": v["same"] / max(v["n"], 1) for k, v in apis["per_api"].items()},
+        "api_edit_routed_rate": api_edit["routed_rate"], "api_edit_success": api_edit["edit_success"],
+        "api_controls_untouched": api_edit["controls_untouched"],
+        "api_edit_success_postedit": api_edit_pe["edit_success"],
+        "api_controls_untouched_postedit": api_edit_pe["controls_untouched"],
         "overhead_p50_ms": percentile(pairs["diff_ms"], 50), "overhead_p95_ms": percentile(pairs["diff_ms"], 95),
         "fuzz_requests": fz.total, "fuzz_5xx": len(fz.server_errors),
         "crash_acked": cr["acked_before_kill"], "crash_lost": cr["lost"],
@@ -506,6 +647,27 @@ through the proxy, in alternating order: **{exact['same']}/{exact['n']}** return
 reasons (`exact_match_rate` {h['exact_match_rate']:.3f}). Requests carry llama.cpp's `cache_prompt: false`
 (passed through like any unknown field): with its prompt cache on, llama.cpp itself answers a repeated
 greedy prompt slightly differently from the first time, proxy or not.
+
+## The Responses API and plain completions
+
+{apis['n']} greedy out-of-scope requests with the same empty memory, half to `POST /v1/responses` (a string
+input or a list of items, instructions, earlier turns) and half to `POST /v1/completions`, each half streamed
+(typed `response.*` events; completion chunks): **{apis['same']}/{apis['n']}** came back with the same text as
+straight from llama.cpp and without an edit header (`api_exact_match_rate` {h['api_exact_match_rate']:.3f}).
+
+{md_table(["API", "same text", "requests"], [[k, v["same"], v["n"]] for k, v in apis["per_api"].items()])}
+
+Then the demo's {sum(1 for r in api_edit["rows"] if r["edit"]) // 4} questions about its edits and
+{sum(1 for r in api_edit["rows"] if not r["edit"]) // 4} control questions (`memory/demo_questions.jsonl`, the demo
+edits added through the admin API) through both APIs, whole and streamed (IKE): routed to their edit
+{h['api_edit_routed_rate']:.3f}, edit taking effect (new value stated, old value absent, whole answer or stream
+complete) {h['api_edit_success']:.3f}, controls passed through unrouted {h['api_controls_untouched']:.3f}. The same
+through a second proxy with the post-editor: edit taking effect {h['api_edit_success_postedit']:.3f}, controls
+{h['api_controls_untouched_postedit']:.3f}.
+
+{md_table(["editor", "API", "stream", "question", "routed to", "answer", "right"],
+          [[name, r["api"], r["stream"], r["question"], r["routed"] or "-", " ".join(r["text"].split())[:80], r["ok"]]
+           for name, res in (("ike", api_edit), ("postedit", api_edit_pe)) for r in res["rows"] if r["edit"]])}
 
 ## Overhead
 
@@ -572,7 +734,8 @@ figures above had the machine to themselves).
 
 Wall time {h['wall_s']:.0f} s.
 """
-    details = {"exactness": exact, "fuzz_server_errors": [
+    details = {"exactness": exact, "api_exactness": apis, "api_edits": api_edit,
+               "api_edits_postedit": api_edit_pe, "fuzz_server_errors": [
         {"method": q.method, "path": q.path, "status": s, "body": q.body[:300].decode("utf-8", "replace"), "answer": a}
         for q, s, a in fz.server_errors[:20]], "fuzz_upstream_errors": [
         {"method": q.method, "path": q.path, "status": s, "body": q.body[:300].decode("utf-8", "replace"), "answer": a}

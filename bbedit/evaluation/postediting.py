@@ -120,7 +120,8 @@ def by_query_type(items: Sequence[Any], answers: Sequence[Completion], base: Seq
         rows = [per[qt], per["overall"]] + ([per["in_scope"]] if p.in_scope else [])
         for row in rows:
             if p.in_scope:
-                row["edit_success"].append(float(M.edit_success(a.text, p.answers, p.old_answers)))
+                row["edit_success"].append(float(M.edit_success(a.text, p.answers, p.old_answers,
+                                                                (e.subject, *e.aliases))))
             if e.target_old:
                 row["lexical_edit"].append(M.lexical_edit_score(a.text, e.target_new, e.target_old, p.in_scope))
             row["untouched"].append(float(M.unchanged(a.text, b.text)))

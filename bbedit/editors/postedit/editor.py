@@ -27,7 +27,14 @@ from typing import Any
 from bbedit.editors.base import AnswerEditor, Edits, Rewrite, word_chunks
 from bbedit.editors.ike import fact_sentence
 from bbedit.editors.postedit.config import DEFAULT_ADAPTER, PostEditConfig
-from bbedit.editors.postedit.text import apply_script, replace_value, script_for
+from bbedit.editors.postedit.text import (
+    apply_script,
+    focus,
+    insert_fact,
+    query_about,
+    replace_value,
+    script_for,
+)
 from bbedit.errors import ConfigError, ModelNotFound
 from bbedit.prompts import data_dir, load_prompt
 from bbedit.types import Edit
@@ -112,7 +119,11 @@ class PostEditor(AnswerEditor):
         self.load()
         tok, lm = self._tok, self._lm
         t0 = time.perf_counter()
-        prompt = tok(render_prompt(query, answer, edit), add_special_tokens=False)["input_ids"]
+        # in a long answer about several things, the model reads the part about the edit's subject,
+        # asked the part of the question about it
+        lo, hi = focus(answer, edit, query)
+        part = answer[lo:hi]
+        prompt = tok(render_prompt(query_about(query, edit), part, edit), add_special_tokens=False)["input_ids"]
         with self._lock, torch.no_grad():
             out = lm(input_ids=torch.tensor([prompt]), use_cache=True)
             p_keep = float(torch.softmax(out.logits[0, -1, [self._keep_id, self._edit_id]].float(), -1)[0])
@@ -121,7 +132,7 @@ class PostEditor(AnswerEditor):
             fact = fact_sentence(edit)
             exact = script_for(edit, answer, fact, query)
             if self.config.rule_spans and " => " in exact:
-                text = replace_value(answer, edit, query) or apply_script(answer, exact, fact)
+                text = replace_value(answer, edit, query) or insert_fact(answer, fact, edit)
                 return Rewrite(text, text != answer, p_keep, time.perf_counter() - t0, 0, 1, exact)
             cache = out.past_key_values
             step = lm(input_ids=torch.tensor([[self._edit_id, self._nl_id]]), past_key_values=cache, use_cache=True)
@@ -137,7 +148,8 @@ class PostEditor(AnswerEditor):
                 step = lm(input_ids=torch.tensor([[nxt]]), past_key_values=step.past_key_values, use_cache=True)
                 passes += 1
         script = str(tok.decode(generated, skip_special_tokens=True))
-        text = apply_script(answer, script, fact)
+        edited = apply_script(part, script, fact)
+        text = answer[:lo] + (edited if hi == len(answer) else edited.rstrip() + part[len(part.rstrip()):]) + answer[hi:]
         return Rewrite(text, text != answer, p_keep, time.perf_counter() - t0, len(generated), passes, script)
 
     def rewrite_stream(self, query: str, answer: str, edit: Edits) -> Iterator[str]:

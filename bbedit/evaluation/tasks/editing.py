@@ -104,7 +104,8 @@ def score_generation(items: Sequence[Item], answers: Sequence[Completion], base:
             if p.answers:
                 out["locality_truth"].append(float(M.contains_any(text, p.answers)))
         elif p.kind in ("reliability", "generalization", "multihop"):
-            out[p.kind].append(float(M.edit_success(text, p.answers, p.old_answers)))
+            e0 = it.case.edits[0]  # an old value inside the subject's name is not asserted ("Toyota Cresta")
+            out[p.kind].append(float(M.edit_success(text, p.answers, p.old_answers, (e0.subject, *e0.aliases))))
         elif p.kind == "portability":
             out["portability"].append(float(M.contains_any(text, p.answers)))
         out["fluency"].append(M.ngram_entropy(text))

@@ -80,7 +80,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
             fp += wrong
             fp_aware += wrong and not (p.kind == "locality" and rt.edit is not None and rt.edit.id in other.get(p.text, ()))
             if in_scope:
-                res[p.kind].append(float(M.edit_success(a.text, p.answers, p.old_answers)))
+                e0 = c.edits[0]
+                res[p.kind].append(float(M.edit_success(a.text, p.answers, p.old_answers, (e0.subject, *e0.aliases))))
             else:  # out of scope at this size (incl. probe edits not yet added): must pass through
                 res["locality"].append(float(M.unchanged(a.text, b.text)))
                 if p.text not in other:
