@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from bbedit.errors import ConfigError
 
@@ -21,6 +23,13 @@ def data_dir(name: str) -> Path:
     """A folder shipped with bbedit (``memory``, ``prompts`` or ``models``), packaged or in the source tree."""
     packaged = Path(str(resources.files("bbedit"))) / "_data" / name
     return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / name
+
+
+def demo_questions() -> list[dict[str, Any]]:
+    """The demo's questions (``memory/demo_questions.jsonl``): ``{"question", "edit"}`` rows, ``edit``
+    naming the demo edit a question is about, null for a control; lines starting with "#" are comments."""
+    text = (data_dir("memory") / "demo_questions.jsonl").read_text(encoding="utf-8")
+    return [json.loads(x) for x in text.splitlines() if x.strip() and not x.startswith("#")]
 
 
 @functools.lru_cache(maxsize=64)

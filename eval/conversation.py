@@ -35,11 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bbedit.backends.cache import CachedModel, CallCache
+from bbedit.backends.cache import CallCache
 from bbedit.backends.factory import make_backend
+from bbedit.evaluation.calls import CachedModel
 from bbedit.evaluation.cases import load_dataset
 from bbedit.evaluation.metrics import strict_edit_success, unchanged
 from bbedit.evaluation.report import DATA_ROOT, md_table, write_results
+from bbedit.evaluation.systems import CachedBackend
 from bbedit.memory.memory import EditMemory
 from bbedit.pipeline import EditedModel
 from bbedit.routing import Router
@@ -169,16 +171,6 @@ def score(routes: Sequence[Any], turns: Sequence[Turn]) -> dict[str, Any]:
             "multi_edit_success": both / max(n["two_edits"], 1), "untouched_rate": untouched}
 
 
-class _Cached:
-    """A backend whose greedy answers come from the evaluation call cache (``eval/.cache``)."""
-
-    def __init__(self, backend: Any, path: Path | None, **opts: Any) -> None:
-        self.model = CachedModel(backend, CallCache(path), **opts)
-
-    def generate(self, messages: Sequence[Message], **_: Any) -> str:
-        return self.model.complete(messages).text
-
-
 def judge(turn: Turn, text: str, unedited: str, memory: EditMemory) -> bool:
     """Whether an answer is right for its turn: in scope, strict success (the new value of a right edit,
     and neither the old value nor the value the unedited answer gave; for a two-edit question, each
@@ -240,8 +232,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     all_routes: dict[str, list[Any]] = {"conversation": [], "last_message": []}
     answers: dict[str, Any] = {}
     stack = contextlib.ExitStack()
-    backend = _Cached(make_backend(stack=stack), Path(a.cache) if a.cache else None, max_tokens=48,
-                      temperature=0.0) if a.answers else None
+    backend = CachedBackend(CachedModel(make_backend(stack=stack), CallCache(Path(a.cache) if a.cache else None),
+                                        max_tokens=48, temperature=0.0)) if a.answers else None
     for name in a.sets.split(","):
         memory, turns = build(name, data, a.cases, nq, rng)
         res = {}

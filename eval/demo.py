@@ -9,7 +9,6 @@ unedited one. The demo's default editor (``DEMO_EDITOR`` in ``bbedit/cli/ask.py`
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from bbedit.evaluation.report import md_table, write_results
 from bbedit.memory.formats import read_edits
 from bbedit.memory.memory import EditMemory
 from bbedit.pipeline import EditedModel
-from bbedit.prompts import data_dir
+from bbedit.prompts import data_dir, demo_questions
 
 EDITORS = ("ike", "postedit", "replace")
 
@@ -27,8 +26,7 @@ EDITORS = ("ike", "postedit", "replace")
 def main() -> Path:
     t0 = time.perf_counter()
     edits = read_edits(data_dir("memory") / "demo.jsonl")
-    questions = [json.loads(x) for x in (data_dir("memory") / "demo_questions.jsonl").read_text().splitlines()
-                 if x.strip() and not x.startswith("#")]
+    questions = demo_questions()
     results: dict[str, list[dict[str, object]]] = {}
     with contextlib.ExitStack() as stack:
         backend = make_backend(stack=stack)

@@ -31,6 +31,7 @@ IKE is not scored here: it writes a new answer instead of editing a recorded one
 from __future__ import annotations
 
 import argparse
+import bisect
 import difflib
 import json
 import logging
@@ -154,12 +155,8 @@ def aligned(original: str, edited: str, spans: Sequence[tuple[int, int]]) -> lis
     starts = [a for a, _ in spans]
     pieces: list[list[str]] = [[] for _ in spans]
 
-    def owner(i: int) -> int:
-        lo = 0
-        for k, a in enumerate(starts):
-            if a <= i:
-                lo = k
-        return lo
+    def owner(i: int) -> int:  # the span ``original[i]`` falls in
+        return max(bisect.bisect_right(starts, i) - 1, 0)
 
     ops = difflib.SequenceMatcher(None, original, edited, autojunk=False).get_opcodes()
     for tag, i1, i2, j1, j2 in ops:

@@ -165,11 +165,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bbedit.memory.formats import read_edits
     from bbedit.memory.memory import EditMemory
     from bbedit.pipeline import EditedModel
-    from bbedit.prompts import data_dir
+    from bbedit.prompts import data_dir, demo_questions
 
     edits = read_edits(data_dir("memory") / "demo.jsonl")
-    questions = [json.loads(x) for x in (data_dir("memory") / "demo_questions.jsonl").read_text().splitlines()
-                 if x.strip() and not x.startswith("#")]
+    questions = demo_questions()
     editor = args.editor or DEMO_EDITOR
     with contextlib.ExitStack() as stack:
         backend = make_backend(args.base_url, args.model, args.api_key, timeout=args.timeout, stack=stack)

@@ -153,8 +153,9 @@ def strict_edit_success(answer: str, new: str | Sequence[str], old: str | Sequen
     """Strict success for an in-scope query: a new answer (or alias) appears, and no competing value
     for the same fact does: neither an old answer nor the value the unedited answer gave for it
     (:func:`~bbedit.editors.postedit.text.asserted_values`, leaving out what ``exclude`` and the new
-    answers hold; a competing value inside a name ``exclude`` holds, the subject's, does not count). "Priya Raman. The CEO of Veltrix is Elena Veltrix." fails when the unedited model
-    said "Elena Veltrix", though containment judging (:func:`edit_success`) passes it."""
+    answers hold; a competing value inside a name ``exclude`` holds, the subject's, does not count).
+    "Priya Raman. The CEO of Veltrix is Elena Veltrix." fails when the unedited model said "Elena
+    Veltrix", though containment judging (:func:`edit_success`) passes it."""
     new_l = _as_list(new)
     others = list(_as_list(old))
     if unedited:  # the value it gave for this fact (a number for a numeric one, else a name), and its appendages

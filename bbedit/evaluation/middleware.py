@@ -293,11 +293,10 @@ def api_edits(url: str, model: str) -> dict[str, Any]:
     demo edits are deleted afterwards."""
     from bbedit.evaluation.metrics import strict_edit_success
     from bbedit.memory.formats import read_edits
-    from bbedit.prompts import data_dir
+    from bbedit.prompts import data_dir, demo_questions
 
     edits = {e.id: e for e in read_edits(data_dir("memory") / "demo.jsonl")}
-    qs = [json.loads(x) for x in (data_dir("memory") / "demo_questions.jsonl").read_text().splitlines()
-          if x.strip() and not x.startswith("#")]
+    qs = demo_questions()
     rows = []
     with httpx.Client(timeout=120) as c:
         for e in edits.values():

@@ -237,7 +237,7 @@ _OPENERS = frozenset({
     "additionally", "furthermore", "moreover", "overall", "although", "though", "while", "since", "because", "after",
     "before", "during", "despite", "unfortunately", "based", "there", "here", "some", "many", "most", "both", "each",
     "one", "other", "such", "please", "note", "in", "if", "as", "at", "on", "for", "but", "yet", "then", "thus",
-    "therefore", "hence", "instead", "still", "today", "now", "later", "later,", "finally", "also", "however",
+    "therefore", "hence", "instead", "still", "today", "now", "later", "finally", "also", "however",
     "unlike", "like", "known", "born", "located", "originally", "currently", "previously", "formerly", "throughout",
     "over", "under", "with", "without", "among", "between", "through", "following", "according", "its", "their",
 })
@@ -288,9 +288,10 @@ def _names_other(text: str, exclude: Sequence[str], values: Sequence[str], openi
     one of ``values`` (the edit's old and new values, :func:`_is_value`), or a capitalised first word
     that is not a common opener ("Thuringia, located in ..."). With ``opening_only``, only a name
     within its first :data:`OPENING_WORDS` words counts."""
-    lead = len(" ".join(text.split()[:OPENING_WORDS]))
+    flat = " ".join(text.split())
+    lead = len(" ".join(flat.split(" ")[:OPENING_WORDS]))
     for v in competing_values(text, exclude):
-        m = target_pattern(v).search(" ".join(text.split()))
+        m = target_pattern(v).search(flat)
         if not _is_value(v, values) and (not opening_only or (m is not None and m.start() < lead)):
             return True
     first = _WORD.search(text)
@@ -350,8 +351,9 @@ def query_about(query: str, edit: Edit) -> str:
 def focus(answer: str, edit: Edit, query: str = "") -> tuple[int, int]:
     """The part of ``answer`` about ``edit``'s subject, as a (start, end) span: from the first sentence
     that names it through the last sentence about it; the whole answer when none names it."""
-    about = [(a, b) for a, b, is_about, _ in _roles(answer, edit, query) if is_about]
-    if not about or len(about) == len(sentence_spans(answer)):
+    roles = _roles(answer, edit, query)
+    about = [(a, b) for a, b, is_about, _ in roles if is_about]
+    if not about or len(about) == len(roles):
         return 0, len(answer)
     return about[0][0], about[-1][1]
 
