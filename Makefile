@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast lint typecheck eval-scope eval-conversation eval-longform eval-demo eval-scope-counterfact eval-overhead eval-middleware eval-whitebox eval-summary eval-suites eval-cli eval clean
+.PHONY: install demo test test-fast lint typecheck eval-scope eval-conversation eval-longform eval-demo eval-scope-counterfact eval-overhead eval-middleware eval-scale eval-whitebox eval-summary eval-suites eval-cli eval clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -63,6 +63,11 @@ eval-suites: $(STAMP)
 
 eval-overhead: $(STAMP)
 	$(BIN)/python eval/overhead.py
+
+# PostgreSQL + pgvector at 10k/100k/1M edits, three replicas under load, kill -9 and a database restart
+# during writes, namespaces (embeds 1M prompts once, ~25 min, cached in eval/.cache/scale; then ~30 min)
+eval-scale: $(STAMP)
+	$(BIN)/python eval/scale.py
 
 # the proxy: exactness, overhead, 2-minute load, fuzzing, kill -9 during 5,000 creates (~15 min, CPU-heavy)
 eval-middleware: $(STAMP)

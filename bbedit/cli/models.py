@@ -22,6 +22,7 @@ def cmd_serve_model(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from bbedit.memory.memory import NAMESPACE_ENV
     from bbedit.server import ServerConfig, serve
     from bbedit.server.config import TOKEN_ENV
 
@@ -30,7 +31,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             host=args.host, port=args.port, token=args.token or os.environ.get(TOKEN_ENV) or None,
                             upstream_api_key=args.upstream_api_key, timeout=args.timeout,
                             max_retries=args.retries, max_body_bytes=args.max_body_bytes,
-                            gate_threshold=args.gate_threshold, workers=args.workers)
+                            gate_threshold=args.gate_threshold, workers=args.workers,
+                            namespace=args.namespace or os.environ.get(NAMESPACE_ENV) or "default",
+                            access=access)
+
+    access = None
+    if args.namespaces:
+        from bbedit.server.tenants import NamespaceAccess
+
+        access = NamespaceAccess.from_file(args.namespaces,
+                                           default=args.namespace or os.environ.get(NAMESPACE_ENV) or "default")
 
     level = "debug" if args.verbose >= 2 else "info"
     if args.upstream:
@@ -170,6 +180,9 @@ def register(sub: Any) -> None:
     sp.add_argument("--gate-threshold", type=float, default=None, help="override the scope gate threshold")
     sp.add_argument("--workers", type=int, default=4, help="threads for embedding, gate and post-editor")
     sp.add_argument("--model-slots", type=int, default=4, help="parallel slots of the embedded model")
+    sp.add_argument("--namespaces", default=None, metavar="FILE",
+                    help="JSON/YAML file of namespaces: which API keys or header reach which memory, admin "
+                         "tokens per namespace (see bbedit.server.tenants)")
     sp.add_argument("--torch-threads", type=int, default=1,
                     help="torch threads for embedder, gate and post-editor (1 keeps routing fast next to a "
                          "model server on the same cores)")

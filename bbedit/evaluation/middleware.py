@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -363,20 +363,25 @@ def paired_overhead(proxy: str, direct: str, model: str, n: int = 300, seed: int
     return {"n": len(diffs), "diff_ms": diffs, "own_ms": own, "proxy_ms": lat_p, "direct_ms": lat_d}
 
 
-async def _load(url: str, bodies: list[dict[str, Any]], clients: int, seconds: float) -> list[dict[str, Any]]:
+async def _load(url: str | Sequence[str], bodies: list[dict[str, Any]], clients: int, seconds: float, *,
+                headers: dict[str, str] | None = None, stop: threading.Event | None = None) -> list[dict[str, Any]]:
+    """``clients`` concurrent clients posting ``bodies`` in turn to ``url``'s chat route (or spread over
+    several ``url`` roots with ``/v1``) for ``seconds`` or until ``stop``; one row per request."""
+    urls = [url] if isinstance(url, str) else list(url)
     rows: list[dict[str, Any]] = []
     end = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients + 8, max_keepalive_connections=clients + 8)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as c:
+    async with httpx.AsyncClient(timeout=120, limits=limits, headers=headers) as c:
         async def worker(w: int) -> None:
             k = 0
-            while time.perf_counter() < end:
+            while time.perf_counter() < end and not (stop is not None and stop.is_set()):
                 body = bodies[(w * 7919 + k * 31) % len(bodies)]
+                target = urls[(w + k) % len(urls)]
                 k += 1
                 t0 = time.perf_counter()
-                row: dict[str, Any] = {"t": t0}
+                row: dict[str, Any] = {"t": t0, "wall": time.time(), "url": target}
                 try:
-                    r = await c.post(url + "/chat/completions", json=body)
+                    r = await c.post(target + "/chat/completions", json=body)
                     row.update(status=r.status_code, own_ms=_server_timing(r),
                                edited="x-bbedit-edit" in r.headers)
                     if r.status_code != 200:

@@ -17,13 +17,29 @@ from typing import Any
 
 import numpy as np
 
-from bbedit.errors import ConfigError, DuplicateEdit, EditNotFound, InvalidEdit, MemoryCorrupt
+from bbedit.errors import (
+    ConfigError,
+    DuplicateEdit,
+    EditNotFound,
+    InvalidEdit,
+    MemoryCorrupt,
+    StoreUnavailable,
+)
 from bbedit.memory.embedder import DEFAULT_EMBEDDER, Embedder, embedder_dim, load_embedder
 from bbedit.memory.files import load_index_cache, replace_dir, save_index_cache
 from bbedit.memory.index import VectorIndex
 from bbedit.memory.relation import builtin_supersede_threshold, relation_similarity
 from bbedit.memory.retrieval import Retrieval, subject_span
-from bbedit.memory.store import DB_NAME, EditStore
+from bbedit.memory.store import (
+    DB_NAME,
+    DEFAULT_NAMESPACE,
+    Change,
+    SQLiteStore,
+    State,
+    Write,
+    is_database_url,
+    open_store,
+)
 from bbedit.memory.subjects import SubjectIndex, name_key
 from bbedit.types import Edit, Hit
 
@@ -33,6 +49,10 @@ __all__ = ["EditLike", "EditList", "EditMemory", "Retrieval", "subject_span"]
 
 EditLike = Edit | Mapping[str, Any]
 EditList = list[Edit]  # EditMemory.list shadows the builtin inside the class body
+NAMESPACE_ENV = "BBEDIT_NAMESPACE"
+# Above this many active edits a PostgreSQL memory searches with pgvector's HNSW index in the database
+# instead of holding a FAISS index in every process (search="auto"); measured in eval/scale.py.
+DATABASE_SEARCH_ABOVE = 200_000
 
 
 def _as_edit(e: EditLike) -> Edit:
@@ -44,10 +64,13 @@ def _as_edit(e: EditLike) -> Edit:
 
 
 class EditMemory:
-    """Fact updates, embedded for search, kept in SQLite.
+    """Fact updates, embedded for search, kept in SQLite or PostgreSQL.
 
-    ``path`` is a memory directory (created if missing) or None for a memory
-    that lives only in this process (save it later with :meth:`save`).
+    ``path`` is a memory directory (created if missing), a PostgreSQL URL
+    (``postgresql://user@host/db``, optionally ``?namespace=bot-a``), or None for a memory
+    that lives only in this process (save it later with :meth:`save`). ``namespace`` picks one
+    memory of the database (default: the URL's, else ``$BBEDIT_NAMESPACE``, else "default");
+    ``actor`` names who writes, in the history (each write may name its own).
     ``embedder`` is an :class:`Embedder` or a sentence-transformers model id/path
     (default: the packaged all-MiniLM-L6-v2). A later edit of the same subject
     and relation supersedes the earlier one, which stays readable as history:
@@ -57,37 +80,60 @@ class EditMemory:
     ``supersede_threshold`` (default: the one chosen with that projection on its dev pairs,
     :func:`bbedit.memory.relation.builtin_supersede_threshold`). Thread-safe.
 
-    Raises :class:`MemoryCorrupt` when ``path`` holds an unreadable memory.
+    ``search`` is where nearest edits are found: "index" (a FAISS index in this process, kept in sync
+    with the database), "database" (pgvector's HNSW index, PostgreSQL only) or "auto" (the database
+    above ``database_search_above`` active edits). A PostgreSQL memory hears other processes' writes
+    as they commit (``listen``) and catches up by version; a SQLite one checks the write counter at
+    each :meth:`refresh`.
+
+    Raises :class:`MemoryCorrupt` when ``path`` holds an unreadable memory, :class:`StoreUnavailable`
+    when its database server cannot be reached.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, embedder: Embedder | str | None = None,
                  index_kind: str = "auto", hnsw_threshold: int = 50_000, supersede_threshold: float | None = None,
-                 relation_similarity: Callable[[np.ndarray, np.ndarray], float] | None = None) -> None:
+                 relation_similarity: Callable[[np.ndarray, np.ndarray], float] | None = None,
+                 namespace: str | None = None, actor: str | None = None, search: str = "auto",
+                 database_search_above: int = DATABASE_SEARCH_ABOVE, listen: bool = True) -> None:
         # the embedder is loaded at the first embedding, so listing or reading edits stays fast
         self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
         self._embedder_spec = None if isinstance(embedder, Embedder) else embedder
         self.embedder_name = embedder.name if isinstance(embedder, Embedder) else str(embedder or DEFAULT_EMBEDDER)
-        self.path = Path(path) if path is not None else None
+        if search not in ("auto", "index", "database"):
+            raise ConfigError(f"search must be auto, index or database, not {search!r}")
+        database = is_database_url(path)
+        if search == "database" and not database:
+            raise ConfigError("search='database' needs a PostgreSQL memory")
+        self.path = Path(path) if path is not None and not database else None
         self.supersede_threshold = supersede_threshold
         self._relation_similarity = relation_similarity
+        self.actor = actor
         if self.path is not None:
             if self.path.exists() and not self.path.is_dir():
                 raise MemoryCorrupt(f"{self.path} is a file, not a memory directory")
             self.path.mkdir(parents=True, exist_ok=True)
-        self._store = EditStore(self.path / DB_NAME if self.path else None)
+        self._store = open_store(str(path) if database else self.path,
+                                 namespace or os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE)
+        self.namespace = self._store.namespace
         stored_dim = self._store.get_meta("dim")
         same_embedder = self._store.get_meta("embedder") in (None, self.embedder_name)
         dim = int(stored_dim) if stored_dim and same_embedder else self._known_dim()
         self._store.dim = dim
         self._lock: threading.RLock = threading.RLock()
         self._index_kind, self._hnsw_threshold = index_kind, hnsw_threshold
-        self._version: str | None = None  # the database version the structures below reflect
+        self._version = 0  # the store version the structures below reflect
+        self._pending = False  # a change was heard but could not be read yet
+        self._vec_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # database search: vectors seen
         self._index = VectorIndex(dim, kind=index_kind, hnsw_threshold=hnsw_threshold)
         self._subjects = SubjectIndex()
         self._edits: dict[int, Edit] = {}
         self._row_of: dict[str, int] = {}
         self._ctx: dict[int, np.ndarray] = {}
+        self._in_database = search == "database" or (
+            search == "auto" and database and self._store.count() > database_search_above)
         self._load()
+        if database and listen:
+            self._store.listen(self._heard)
 
     # -- loading ----------------------------------------------------------------------------------
     def _load(self) -> None:
@@ -110,11 +156,18 @@ class EditMemory:
         index = VectorIndex(self._store.dim, kind=self._index_kind, hnsw_threshold=self._hnsw_threshold)
         subjects, edits, row_of, ctxs = SubjectIndex(), {}, {}, {}
         rows, embs = [], []
-        for r in self._store.rows(active_only=True):
-            edits[r.row], row_of[r.edit.id], ctxs[r.row] = r.edit, r.row, r.ctx
-            subjects.add(r.row, r.edit.names)
-            rows.append(r.row)
-            embs.append(r.emb)
+        if self._in_database:  # the database searches: no vectors are read, none kept
+            for row, edit in self._store.entries():
+                edits[row], row_of[edit.id] = edit, row
+                subjects.add(row, edit.names)
+            self._store.ensure_ann_index()  # type: ignore[attr-defined]
+            self._vec_cache.clear()
+        else:
+            for r in self._store.rows(active_only=True):
+                edits[r.row], row_of[r.edit.id], ctxs[r.row] = r.edit, r.row, r.ctx
+                subjects.add(r.row, r.edit.names)
+                rows.append(r.row)
+                embs.append(r.emb)
         if rows:
             index.add(rows, np.stack(embs))
         with self._lock:
@@ -122,30 +175,90 @@ class EditMemory:
             self._version = version
 
     def _wrote(self) -> None:
-        """Called after each write of ours: track the database version, and reload if another
+        """Called after each write of ours: track the store version, and catch up if another
         process had written since we last looked (its rows must not be missed)."""
         before, after = self._store.last_write
-        missed = before != self._version
-        self._version = after
-        if missed:
-            log.info("memory %s was changed by another process; reloading it", self.path)
-            self._reload()
+        if before != self._version:
+            log.info("memory %s was changed by another process; catching up", self.location)
+            self._catch_up()
+        else:
+            self._version = after
+
+    def _catch_up(self) -> int:
+        """Apply what changed in the store since the version these structures reflect (rows written,
+        rows deleted, by any process); returns how many edits changed. Holds the lock."""
+        with self._lock:
+            rows, gone, now = self._store.changes_since(self._version)
+            for edit_id in gone:
+                if edit_id in self._row_of:
+                    self._unregister(self._row_of[edit_id])
+            add_rows, add_embs = [], []
+            for r in rows:
+                old = self._row_of.get(r.edit.id)
+                if old is not None:
+                    self._unregister(old)
+                if r.row in self._edits:
+                    self._unregister(r.row)
+                if r.active:
+                    self._register(r.row, r.edit, r.ctx)
+                    if self._in_database:
+                        self._cache(r.row, r.emb, r.ctx)
+                    else:
+                        add_rows.append(r.row)
+                        add_embs.append(r.emb)
+            if add_rows:
+                self._index.add(add_rows, np.stack(add_embs))
+            self._version = max(self._version, now)
+            self._pending = False
+        return len(rows) + len(gone)
+
+    def _heard(self, version: int | None) -> None:
+        """The change feed's callback (its own thread): catch up now, so that routing sees another
+        process's write within moments; if the store cannot be read, the next refresh tries again."""
+        if version is not None and version <= self._version:
+            return
+        try:
+            n = self._catch_up()
+            if n:
+                log.debug("memory %s: %d edits changed by another process", self.location, n)
+        except StoreUnavailable as e:
+            self._pending = True
+            log.warning("could not catch up with %s: %s", self.location, e)
+
+    @property
+    def location(self) -> str:
+        """Where this memory lives: its directory, its database (password hidden), or "in-process"."""
+        return self._store.location if self.path is None and self._store.location != ":memory:" else (
+            str(self.path) if self.path is not None else "in-process")
+
+    @property
+    def version(self) -> int:
+        """The store version (count of committed writes to this namespace) these structures reflect."""
+        return self._version
 
     def refresh(self) -> bool:
-        """Pick up changes another process (e.g. ``bbedit edits add``) made to this memory's database.
+        """Pick up changes another process (e.g. ``bbedit edits add``, another replica) made to this
+        memory's database.
 
-        One cheap read of the database's write counter; when it moved, the active edits are read
-        again and the search structures rebuilt. Returns whether anything was reloaded.
-        Raises :class:`MemoryCorrupt` when the database has become unreadable.
+        A PostgreSQL memory that hears the change feed is already current (nothing is read here unless
+        a change could not be read when it was heard); otherwise one cheap read of the write counter,
+        and when it moved, the changed rows are read and applied. Returns whether anything changed.
+        While the database cannot be reached this keeps what it has and returns False (routing goes on
+        from the index). Raises :class:`MemoryCorrupt` when the database has become unreadable.
         """
-        if self._store.version() == self._version:
+        if self._store.listening and not self._pending:
             return False
-        with self._lock:
+        try:
             if self._store.version() == self._version:
+                self._pending = False
                 return False
-            self._reload()
-        log.info("reloaded memory %s (changed by another process): %d active edits", self.path, len(self))
-        return True
+            with self._lock:
+                n = self._catch_up()
+        except StoreUnavailable as e:
+            log.warning("memory %s cannot be refreshed now: %s", self.location, e)
+            return False
+        log.info("memory %s changed in another process: %d edits, %d active now", self.location, n, len(self))
+        return bool(n)
 
     def check_index(self) -> int:
         """Verify that the search structures agree with the database: the same active edits under the
@@ -153,6 +266,13 @@ class EditMemory:
         Returns the number of active edits. Raises :class:`MemoryCorrupt` on any disagreement."""
         with self._lock:
             stored = list(self._store.rows(active_only=True))
+            if self._in_database:
+                if {r.row for r in stored} != set(self._edits):
+                    raise MemoryCorrupt(f"memory holds {len(self._edits)} edits, the database {len(stored)} active ones")
+                for r in stored:
+                    if self._edits[r.row] != r.edit:
+                        raise MemoryCorrupt(f"edit {r.edit.id!r}: the memory disagrees with its stored row")
+                return len(stored)
             if {r.row for r in stored} != set(self._edits) or len(self._index) != len(stored):
                 raise MemoryCorrupt(f"index holds {len(self._index)} edits, the database {len(stored)} active ones")
             for r in stored:
@@ -169,26 +289,34 @@ class EditMemory:
     # The HNSW graph is a cache next to the database (bbedit.memory.files), valid only for the store
     # version it was written at; anything else (a crash, another writer) just means it is rebuilt.
     def _load_index_cache(self) -> None:
-        if self.path is not None and load_index_cache(self.path, self._index, self._store.version(),
+        if self.path is not None and load_index_cache(self.path, self._index, str(self._version),
                                                       self.embedder_name):
             log.debug("reused the cached %s index", self._index.active_kind)
 
     def _save_index_cache(self) -> None:
         if self.path is not None:
             with self._lock:
-                save_index_cache(self.path, self._index, self._store.version(), self.embedder_name, len(self))
+                save_index_cache(self.path, self._index, str(self._version), self.embedder_name, len(self))
 
     def _reembed_all(self) -> None:
         edits = self._store.edits()
         embs, ctxs = self._embed(edits)
-        self._store.write([], replace=list(zip(edits, embs, ctxs, strict=True)))
+        self._store.write(Write(replace=list(zip(edits, embs, ctxs, strict=True)), actor="re-embedding"))
         self._wrote()
 
     def _register(self, row: int, edit: Edit, ctx: np.ndarray) -> None:
         self._edits[row] = edit
         self._row_of[edit.id] = row
-        self._ctx[row] = ctx
+        if not self._in_database:  # there the relation vectors are read when needed (edit_vectors)
+            self._ctx[row] = ctx
         self._subjects.add(row, edit.names)
+
+    VEC_CACHE = 50_000  # database search: the vectors of this many recently seen edits are kept
+
+    def _cache(self, row: int, emb: np.ndarray, ctx: np.ndarray) -> None:
+        if len(self._vec_cache) >= self.VEC_CACHE:
+            self._vec_cache.clear()
+        self._vec_cache[row] = (emb, ctx)
 
     def _unregister(self, row: int) -> None:
         edit = self._edits.pop(row)
@@ -196,6 +324,7 @@ class EditMemory:
         self._ctx.pop(row, None)
         self._subjects.remove(row)
         self._index.remove([row])
+        self._vec_cache.pop(row, None)
 
     def _embed(self, edits: Sequence[Edit]) -> tuple[np.ndarray, np.ndarray]:
         spans = []
@@ -279,7 +408,12 @@ class EditMemory:
     def edit_vectors(self, edit: Edit) -> tuple[np.ndarray, np.ndarray]:
         """The prompt embedding and the subject-excluded (relation) embedding of an active edit."""
         row = self._row_of[edit.id]
-        return self._index.vector(row), self._ctx[row]
+        if not self._in_database:
+            return self._index.vector(row), self._ctx[row]
+        if row not in self._vec_cache:
+            for r, (emb, ctx) in self._store.vectors([row]).items():
+                self._cache(r, emb, ctx)
+        return self._vec_cache[row]
 
     def search(self, query: str, k: int = 5) -> builtins.list[Hit]:
         """The ``k`` active edits whose prompts are closest in meaning to ``query``."""
@@ -311,7 +445,7 @@ class EditMemory:
             full, ctx = self.embedder.embed_spans(texts, spans)
             vec_pos = [i for i, (_, sp) in enumerate(owners) if sp is None]
             vecs = full[vec_pos]
-            found = self._index.search(vecs, k) if len(queries) else []
+            found = self._search(vecs, k) if len(queries) else []
             out = []
             per = (time.perf_counter() - t0) / max(len(queries), 1)
             contexts: builtins.list[dict[tuple[int, int], np.ndarray]] = [{} for _ in queries]
@@ -323,6 +457,22 @@ class EditMemory:
                 by_row = {row: self._edits[row] for row, _ in found[qi]}
                 by_row.update({m.row: self._edits[m.row] for m in all_matches[qi]})
                 out.append(Retrieval(q, vecs[qi], hits, all_matches[qi], contexts[qi], per, by_row))
+        return out
+
+    def _search(self, vecs: np.ndarray, k: int) -> builtins.list[builtins.list[tuple[int, float]]]:
+        if not self._in_database:
+            return self._index.search(vecs, k)
+        found = self._store.search(vecs, k)  # type: ignore[attr-defined]
+        # rows a search returns that this process has not caught up with yet are left out; the vectors
+        # found with them are kept for the gate's look-ups
+        out = []
+        for hits in found:
+            kept = []
+            for r, score, emb, ctx in hits:
+                if r in self._edits:
+                    self._cache(r, emb, ctx)
+                    kept.append((r, score))
+            out.append(kept)
         return out
 
     def subjects_in(self, text: str) -> builtins.list[tuple[str, builtins.list[Edit]]]:
@@ -343,19 +493,20 @@ class EditMemory:
         return self._row_of[edit.id]
 
     # -- writing ----------------------------------------------------------------------------------
-    def add(self, edit: EditLike, *, supersede: bool = True) -> Edit:
+    def add(self, edit: EditLike, *, supersede: bool = True, actor: str | None = None) -> Edit:
         """Store one edit durably and return it as stored (with ``supersedes`` set if it replaced one).
 
         Raises :class:`InvalidEdit` for a malformed edit and :class:`DuplicateEdit` for a taken id.
         """
-        return self.add_many([edit], supersede=supersede)[0]
+        return self.add_many([edit], supersede=supersede, actor=actor)[0]
 
     def add_many(self, edits: Iterable[EditLike], *, supersede: bool = True, batch_size: int = 1024,
-                 progress: bool = False) -> EditList:
+                 progress: bool = False, actor: str | None = None) -> EditList:
         """Store many edits; each batch of ``batch_size`` is one durable transaction.
 
         Every edit is validated before anything is written: a malformed edit or a
         duplicate id raises (:class:`InvalidEdit`, :class:`DuplicateEdit`) with nothing stored.
+        ``actor`` (default: the memory's) is recorded in the history.
         """
         items = []
         for n, e in enumerate(edits):
@@ -379,14 +530,14 @@ class EditMemory:
                 bar = tqdm(total=len(items), desc="adding edits", unit="edit")
             for b in range(0, len(items), batch_size):
                 chunk = items[b:b + batch_size]
-                out.extend(self._add_batch(chunk, supersede))
+                out.extend(self._add_batch(chunk, supersede, actor or self.actor))
                 if bar is not None:
                     bar.update(len(chunk))
             if bar is not None:
                 bar.close()
         return out
 
-    def _add_batch(self, chunk: EditList, supersede: bool) -> EditList:
+    def _add_batch(self, chunk: EditList, supersede: bool, actor: str | None) -> EditList:
         embs, ctxs = self._embed(chunk)
         deactivate: builtins.list[tuple[str, str]] = []
         final: EditList = []
@@ -406,7 +557,8 @@ class EditMemory:
             final.append(e)
             for k in keys:
                 pending.setdefault(k, {})[e.id] = (e, ctx)
-        rows = self._store.write(list(zip(final, embs, ctxs, strict=True)), deactivate=deactivate)
+        rows = self._store.write(Write(inserts=list(zip(final, embs, ctxs, strict=True)), deactivate=deactivate,
+                                       actor=actor))
         before = self._version
         self._wrote()
         if self._store.last_write[0] != before:  # reloaded from the database: our rows are in already
@@ -416,9 +568,11 @@ class EditMemory:
             if old_id in self._row_of:
                 self._unregister(self._row_of[old_id])
         keep = [(r, e, emb, ctx) for r, e, emb, ctx in zip(rows, final, embs, ctxs, strict=True) if e.id not in gone]
-        for r, e, _, ctx in keep:
+        for r, e, emb, ctx in keep:
             self._register(r, e, ctx)
-        if keep:
+            if self._in_database:
+                self._cache(r, emb, ctx)
+        if keep and not self._in_database:
             self._index.add([k[0] for k in keep], np.stack([k[2] for k in keep]))
         return final
 
@@ -430,7 +584,7 @@ class EditMemory:
         prompt_key = name_key(edit.prompt)
         # the same subject by any of its names: "Veltrix" supersedes an edit of "Veltrix Dynamics" (alias Veltrix)
         rows = set().union(*(self._subjects.rows_with_name(n) for n in (edit.subject, *edit.aliases)))
-        cands = [(self._edits[r], self._ctx[r]) for r in sorted(rows)]
+        cands = [(self._edits[r], self.edit_vectors(self._edits[r])[1]) for r in sorted(rows) if r in self._edits]
         cands += same_subject_pending
         if cands and self._relation_similarity is None:
             self._relation_similarity = relation_similarity
@@ -443,7 +597,7 @@ class EditMemory:
                 best, best_sim = old, sim
         return best
 
-    def update(self, edit_id: str, **changes: Any) -> Edit:
+    def update(self, edit_id: str, *, actor: str | None = None, **changes: Any) -> Edit:
         """Change fields of an active edit in place (same id); returns the new version.
 
         Raises :class:`EditNotFound`, and :class:`InvalidEdit` for bad values or a change of ``id``.
@@ -457,21 +611,25 @@ class EditMemory:
                 raise InvalidEdit(f"edit {edit_id!r} is superseded; update the edit that replaced it")
             new = self._edits[row].replace(**changes)
             embs, ctxs = self._embed([new])
-            self._store.write([], replace=[(new, embs[0], ctxs[0])])
+            self._store.write(Write(replace=[(new, embs[0], ctxs[0])], actor=actor or self.actor))
             if self._store.last_write[0] != self._version:
                 self._wrote()
                 return new
             self._wrote()
             self._unregister(row)
             self._register(row, new, ctxs[0])
-            self._index.add([row], embs[:1])
+            if self._in_database:
+                self._cache(row, embs[0], ctxs[0])
+            else:
+                self._index.add([row], embs[:1])
         return new
 
-    def remove(self, edit_id: str) -> Edit:
-        """Delete an edit (active or superseded) for good; returns it. Raises :class:`EditNotFound`."""
+    def remove(self, edit_id: str, *, actor: str | None = None) -> Edit:
+        """Delete an edit (active or superseded); returns it. Its history stays, so it can be brought
+        back with :meth:`revert`. Raises :class:`EditNotFound`."""
         with self._lock:
             edit = self.get(edit_id)
-            self._store.write([], delete=[edit_id])
+            self._store.write(Write(delete=[edit_id], actor=actor or self.actor))
             if self._store.last_write[0] != self._version:
                 self._wrote()
                 return edit
@@ -481,16 +639,90 @@ class EditMemory:
                 self._unregister(row)
         return edit
 
-    def clear(self) -> int:
+    def clear(self, *, actor: str | None = None) -> int:
         """Delete every edit; returns how many active edits there were."""
         with self._lock:
             n = len(self._edits)
-            ids = [r.edit.id for r in self._store.rows()]
-            self._store.write([], delete=ids)
+            ids = [e.id for e in self._store.edits()]
+            self._store.write(Write(delete=ids, actor=actor or self.actor))
             self._wrote()
             for row in list(self._edits):
                 self._unregister(row)
         return n
+
+    # -- history ----------------------------------------------------------------------------------
+    def audit(self, edit_id: str | None = None, *, limit: int | None = None) -> builtins.list[Change]:
+        """The history of one edit (its versions are 1, 2, ... in this order) or of the whole namespace:
+        every create, update, supersede, delete, revert and restore, oldest first, with who and when.
+        Raises :class:`EditNotFound` for an id the history does not know."""
+        changes = self._store.history(edit_id, limit=limit)
+        if edit_id is not None and not changes:
+            raise EditNotFound(edit_id)
+        return changes
+
+    def revert(self, edit_id: str, to: int, *, actor: str | None = None) -> Edit | None:
+        """Bring an edit back to what it was after its version ``to`` (see :meth:`audit`; 0 is before it
+        existed, so the edit is removed). Reverting an edit that superseded another, to a state where
+        it is gone or not in force, brings the superseded edit back into force. Recorded as a "revert".
+        Returns the edit as it is now (None if removed). Raises :class:`EditNotFound`, and
+        :class:`InvalidEdit` for a version it never had or a state that another active edit replaced.
+        """
+        changes = self.audit(edit_id)
+        if not 0 <= to <= len(changes):
+            raise InvalidEdit(f"edit {edit_id!r} has versions 1..{len(changes)}; cannot revert to {to}")
+        target = None if to == 0 else changes[to - 1].after
+        with self._lock:
+            current = self._store.get(edit_id)
+            steps: dict[str, State | None] = {edit_id: target}
+            if target is not None and target.active:
+                for other in self._row_of:
+                    if other != edit_id and self._edits[self._row_of[other]].supersedes == edit_id:
+                        raise InvalidEdit(f"edit {edit_id!r} was replaced by {other!r}, which is in force; "
+                                          f"revert or remove {other!r} first")
+            last = changes[-1].after or changes[-1].before
+            replaced = next((s.edit for s in (target, current, last) if s is not None), None)
+            if (target is None or not target.active) and replaced is not None and replaced.supersedes:
+                old = self._store.get(replaced.supersedes)
+                if old is not None and not old.active and old.superseded_by == edit_id:
+                    steps[old.edit.id] = State(old.edit, True, None)
+            self._apply_states(steps, "revert", actor)
+        return None if target is None else self.get(edit_id)
+
+    def restore(self, at: float, *, actor: str | None = None) -> int:
+        """Put the whole namespace back as it was at Unix time ``at`` (the database's clock): edits made
+        since are removed, removed ones come back, changed ones get their old fields and state back.
+        Recorded as "restore" changes, so a restore can itself be undone. Returns how many edits changed."""
+        with self._lock:
+            then = self._store.states_at(at)
+            now = {r.edit.id: State(r.edit, r.active, r.superseded_by) for r in self._store.rows()}
+            # every row has history (schema 1 rows got a "migrate" row when upgraded), so an edit absent
+            # from ``then`` did not exist at ``at``
+            steps = {i: s for i, s in then.items() if now.get(i) != s and not (s is None and i not in now)}
+            self._apply_states(steps, "restore", actor)
+        return len(steps)
+
+    def _apply_states(self, steps: Mapping[str, State | None], op: str, actor: str | None) -> None:
+        """Write each edit's target state (None: absent) in one transaction, embedding the ones whose
+        fields change or that come back, then catch the in-process structures up."""
+        if not steps:
+            return
+        current = {i: self._store.get(i) for i in steps}
+        embed = [s.edit for i, s in steps.items()
+                 if s is not None and ((c := current[i]) is None or c.edit != s.edit)]
+        vecs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if embed:
+            embs, ctxs = self._embed(embed)
+            vecs = {e.id: (embs[n], ctxs[n]) for n, e in enumerate(embed)}
+        items = []
+        for i, s in steps.items():
+            emb, ctx = vecs.get(i, (None, None))
+            items.append((i, s, emb, ctx))
+        self._store.write(Write(restore=items, op=op, actor=actor or self.actor))
+        self._catch_up()  # the rows just written are read back by version, like another process's
+
+    def server_time(self) -> float:
+        """The store's clock (Unix seconds): the time to give :meth:`restore` for "now"."""
+        return self._store.server_time()
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -504,11 +736,31 @@ class EditMemory:
         if self.path is not None and dest.resolve() == self.path.resolve():
             raise ConfigError("this memory already lives in that directory; every write is saved as it happens")
         extras = [self.path / f for f in ("gate.json",)] if self.path is not None else []
-        return replace_dir(dest, lambda tmp: self._store.backup_to(tmp / DB_NAME), extras)
+        return replace_dir(dest, lambda tmp: self._copy_to(tmp / DB_NAME), extras)
+
+    def _copy_to(self, db: Path) -> None:
+        """Write this namespace to a new SQLite file ``db`` (a snapshot, as namespace "default")."""
+        if isinstance(self._store, SQLiteStore) and self.namespace == DEFAULT_NAMESPACE:
+            self._store.backup_to(db)
+            return
+        copy = SQLiteStore(db, dim=self._store.dim)
+        try:
+            with self._lock:
+                for key in ("embedder", "dim"):
+                    value = self._store.get_meta(key)
+                    if value is not None:
+                        copy.set_meta(key, value)
+                items = [(r.edit.id, State(r.edit, r.active, r.superseded_by), r.emb, r.ctx)
+                         for r in self._store.rows()]
+            copy.write(Write(restore=items, op="restore", actor=f"copy of {self.location}"))
+        finally:
+            copy.close()
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **kwargs: Any) -> EditMemory:
         """Open an existing memory directory. Raises :class:`MemoryCorrupt` if it is not one."""
+        if is_database_url(path):
+            return cls(path, **kwargs)
         p = Path(path)
         if not (p / DB_NAME).is_file():
             raise MemoryCorrupt(f"{p} is not an edit memory (no {DB_NAME} inside)")
@@ -530,4 +782,5 @@ class EditMemory:
         self.close()
 
     def __repr__(self) -> str:
-        return f"EditMemory({str(self.path) if self.path else 'in-process'!r}, {len(self)} edits)"
+        ns = "" if self.namespace == DEFAULT_NAMESPACE else f", namespace={self.namespace!r}"
+        return f"EditMemory({self.location!r}{ns}, {len(self)} edits)"

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from bbedit.editors.base import EditorBase, make_editor
-from bbedit.errors import BackendError, BBEditError, ConfigError, MemoryCorrupt
+from bbedit.errors import BackendError, BBEditError, ConfigError, MemoryCorrupt, StoreUnavailable
 from bbedit.memory.memory import EditMemory
 from bbedit.routing import Router
 from bbedit.server.admin import admin_router
@@ -24,6 +24,7 @@ from bbedit.server.config import ServerConfig
 from bbedit.server.errors import APIError
 from bbedit.server.metrics import Metrics
 from bbedit.server.proxy import EditingProxy, read_body, too_large
+from bbedit.server.tenants import Namespaces
 from bbedit.server.upstream import Upstream, forward_headers
 
 log = logging.getLogger(__name__)
@@ -81,19 +82,29 @@ def create_app(config: ServerConfig, *, memory: EditMemory | None = None, router
     from bbedit.scope.gate import load_gate
 
     owns_memory = memory is None and router is None
-    if router is None:
+
+    def open_router(namespace: str, memory: EditMemory | None = None) -> Router:
         if memory is None:
-            memory = EditMemory(config.memory)
+            memory = EditMemory(config.memory, namespace=namespace,
+                                embedder=router.memory.embedder if router is not None else None)
         gate = load_gate(memory)
         if config.gate_threshold is not None:
             gate.set_threshold(config.gate_threshold)
-        router = Router(memory, gate)
+        return Router(memory, gate)
+
+    if router is None:
+        router = open_router(config.namespace, memory)
+    namespaces = Namespaces(open_router, (config.namespace, router))
+    if owns_memory:
+        assert config.access is not None
+        for ns in config.access.namespaces:  # opened now: each hears its change feed from the start
+            namespaces.router(ns)
     if editor is None:
         editor = make_editor(config.editor)
     metrics = Metrics()
     pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="bbedit-serve")
     upstream = Upstream(config, transport)
-    proxy = EditingProxy(config, router, editor, upstream, pool, metrics)
+    proxy = EditingProxy(config, router, editor, upstream, pool, metrics, namespaces)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,7 +118,8 @@ def create_app(config: ServerConfig, *, memory: EditMemory | None = None, router
             await upstream.aclose()
             pool.shutdown(wait=True)
             if owns_memory:
-                proxy.memory.close()
+                for _, r in namespaces.items():
+                    r.memory.close()
 
     app = FastAPI(title="bbedit", version="0.1.0", lifespan=lifespan,
                   description="OpenAI-compatible editing proxy and edit admin API")
@@ -138,6 +150,11 @@ def create_app(config: ServerConfig, *, memory: EditMemory | None = None, router
             return _error_response(APIError(400, str(exc)))
         if isinstance(exc, BackendError):
             return _error_response(APIError(502, str(exc), "upstream_error", code="upstream_error"))
+        if isinstance(exc, StoreUnavailable):
+            log.warning("memory store unavailable: %s", exc)
+            return _error_response(APIError(503, f"the edit memory's database cannot be reached; nothing was "
+                                                 f"written: {exc}", "server_error", code="memory_unavailable",
+                                            headers={"Retry-After": "1"}))
         if isinstance(exc, MemoryCorrupt):
             log.error("memory unreadable: %s", exc)
             return _error_response(APIError(503, f"the edit memory cannot be read: {exc}", "server_error",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bbedit.errors import ConfigError
+from bbedit.server.tenants import NamespaceAccess
 
 TOKEN_ENV = "BBEDIT_SERVER_TOKEN"
 
@@ -28,7 +29,10 @@ class ServerConfig:
     """How ``bbedit serve`` runs.
 
     ``upstream`` is the OpenAI-compatible base URL requests are forwarded to (with its ``/v1``);
-    ``memory`` the edit memory directory (None: a memory that lives only in this process).
+    ``memory`` the edit memory directory or PostgreSQL URL (None: a memory that lives only in this
+    process). ``access`` says which namespace of it a request reaches and which admin tokens act on
+    which (:mod:`bbedit.server.tenants`; default: every request in namespace ``namespace``, the
+    admin API behind ``token``).
     ``token`` protects the admin API (``Authorization: Bearer <token>``); it is required when
     ``host`` is not a loopback address. ``upstream_api_key`` replaces the client's
     ``Authorization`` header towards the upstream when set (otherwise the client's is forwarded).
@@ -56,17 +60,22 @@ class ServerConfig:
     gate_threshold: float | None = None
     workers: int = 4
     warm_up: bool = True
+    namespace: str = "default"
+    access: NamespaceAccess | None = None
 
     def __post_init__(self) -> None:
         parts = urllib.parse.urlsplit(self.upstream or "")
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"upstream must be an http(s) URL like http://127.0.0.1:8080/v1, got {self.upstream!r}")
         self.upstream = self.upstream.rstrip("/")
-        if self.memory is not None:
+        if self.memory is not None and not (isinstance(self.memory, str) and "://" in self.memory):
             self.memory = Path(self.memory)
+        if self.access is None:
+            self.access = NamespaceAccess(default=self.namespace)
+        self.namespace = self.access.default
         if self.token is not None and not self.token.strip():
             raise ConfigError("the admin token must not be empty")
-        if self.token is None and not is_loopback(self.host):
+        if self.token is None and not self.access.admin_tokens and not is_loopback(self.host):
             raise ConfigError(f"listening on {self.host} (not loopback) needs an admin token: pass --token or set "
                               f"${TOKEN_ENV}")
         if not 0 < self.port < 65536:

@@ -42,6 +42,7 @@ from bbedit.server.apis import API, CHAT, COMPLETIONS, RESPONSES
 from bbedit.server.config import ServerConfig
 from bbedit.server.errors import APIError, bad_request, error_body
 from bbedit.server.metrics import Metrics
+from bbedit.server.tenants import AccessDenied, Namespaces, chat_namespace
 from bbedit.server.upstream import Upstream, forward_headers, response_headers
 from bbedit.types import Message
 
@@ -99,10 +100,11 @@ class EditingProxy:
     """
 
     def __init__(self, config: ServerConfig, router: Router, editor: EditorBase, upstream: Upstream,
-                 pool: ThreadPoolExecutor, metrics: Metrics) -> None:
+                 pool: ThreadPoolExecutor, metrics: Metrics, namespaces: Namespaces | None = None) -> None:
         check_editor(editor)
         self.config = config
-        self.router = router
+        self.router = router  # the default namespace's
+        self.namespaces = namespaces or Namespaces(lambda ns: router, (config.namespace, router))
         self.editor = editor
         self.upstream = upstream
         self.pool = pool
@@ -118,8 +120,8 @@ class EditingProxy:
         return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
 
     # -- routing ------------------------------------------------------------------------------------
-    def _route(self, messages: list[Message]) -> Route:
-        route = self.router.route(messages, threshold=self.editor.gate_threshold)
+    def _route(self, messages: list[Message], router: Router | None = None) -> Route:
+        route = (router or self.router).route(messages, threshold=self.editor.gate_threshold)
         if route.reloaded:
             self.metrics.reloads.inc()
         return route
@@ -145,11 +147,12 @@ class EditingProxy:
     async def handle(self, request: Request, api: API) -> Response:
         """Route the request of ``api``; pass it through byte for byte out of scope, else edit it."""
         t0 = time.perf_counter()
+        router = self.router_for(request)
         raw = await read_body(request, self.config.max_body_bytes)
         body = parse_object(raw)
         messages, stream = api.parse(body)
         try:
-            route = await self.run(self._route, messages) if messages else Route.passthrough()
+            route = await self.run(self._route, messages, router) if messages else Route.passthrough()
         except UnicodeError as e:
             raise bad_request(f"a message is not valid Unicode text: {e}", param="messages") from e
         timing = {"route": time.perf_counter() - t0}
@@ -159,6 +162,17 @@ class EditingProxy:
         if request.headers.get(EXPLAIN_HEADER, "").strip().lower() in ("1", "true", "yes"):
             resp.headers[ROUTE_HEADER] = route_header(route)
         return resp
+
+    def router_for(self, request: Request) -> Router:
+        """The router of the request's namespace (by API key or header; see :mod:`bbedit.server.tenants`).
+        Raises a 401/403 :class:`APIError` for a request that may not use the namespace it names."""
+        assert self.config.access is not None
+        try:
+            ns = chat_namespace(self.config.access, request.headers)
+        except AccessDenied as e:
+            raise APIError(e.status, e.message, "authentication_error" if e.status == 401 else "permission_error",
+                           code=e.code) from e
+        return self.namespaces.router(ns)  # type: ignore[no-any-return]
 
     async def _dispatch(self, api: API, raw: bytes, body: dict[str, Any], messages: list[Message], stream: bool,
                         route: Route, headers: dict[str, str], timing: dict[str, float], t0: float) -> Response:
