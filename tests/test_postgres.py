@@ -232,3 +232,13 @@ def test_a_postgres_namespace_saves_to_a_memory_directory(pg_url, embedder, tmp_
         assert [e.id for e in copy.list(include_superseded=True)] == ["ceo-1", "ceo-2"]
         assert not copy.is_active("ceo-1") and copy.search("Who is the CEO of Acme?", 1)[0].edit.id == "ceo-2"
         assert copy.check_index() == 1
+
+
+def test_the_gate_calibration_of_a_database_memory_reaches_every_replica(pg_url, embedder):
+    from bbedit.scope.gate import load_gate
+
+    with EditMemory(pg_url, embedder=embedder) as a, EditMemory(pg_url, embedder=embedder) as b:
+        gate = load_gate(a)
+        gate.set_threshold(0.42)
+        assert "namespace" in str(gate.save())
+        assert load_gate(b).threshold == pytest.approx(0.42)

@@ -51,8 +51,10 @@ EditLike = Edit | Mapping[str, Any]
 EditList = list[Edit]  # EditMemory.list shadows the builtin inside the class body
 NAMESPACE_ENV = "BBEDIT_NAMESPACE"
 # Above this many active edits a PostgreSQL memory searches with pgvector's HNSW index in the database
-# instead of holding a FAISS index in every process (search="auto"); measured in eval/scale.py.
-DATABASE_SEARCH_ABOVE = 200_000
+# instead of holding a FAISS index in every process (search="auto"). Measured (eval/results/scale, two
+# cores): at 100k a FAISS replica took 39 s to start (the HNSW build) and 1.4 GB, a pgvector one 3.8 s
+# and 0.8 GB, for a few ms more per route; at 1M, 464 s and 9.8 GB against 29 s and 2.0 GB.
+DATABASE_SEARCH_ABOVE = 100_000
 
 
 def _as_edit(e: EditLike) -> Edit:
@@ -230,6 +232,18 @@ class EditMemory:
         """Where this memory lives: its directory, its database (password hidden), or "in-process"."""
         return self._store.location if self.path is None and self._store.location != ":memory:" else (
             str(self.path) if self.path is not None else "in-process")
+
+    @property
+    def in_database_server(self) -> bool:
+        """Whether this memory lives in a database server (PostgreSQL) rather than a directory."""
+        return not isinstance(self._store, SQLiteStore)
+
+    def get_setting(self, key: str) -> str | None:
+        """A setting kept with this namespace (e.g. the gate's calibration of a database memory)."""
+        return self._store.get_meta(f"setting:{key}")
+
+    def set_setting(self, key: str, value: str) -> None:
+        self._store.set_meta(f"setting:{key}", value)
 
     @property
     def version(self) -> int:
@@ -457,6 +471,10 @@ class EditMemory:
                 by_row = {row: self._edits[row] for row, _ in found[qi]}
                 by_row.update({m.row: self._edits[m.row] for m in all_matches[qi]})
                 out.append(Retrieval(q, vecs[qi], hits, all_matches[qi], contexts[qi], per, by_row))
+            if self._in_database:  # the gate reads every candidate's vectors: fetch the missing ones at once
+                need = sorted({row for r in out for row in r.edits_by_row} - self._vec_cache.keys())
+                for row, (emb, ctx) in self._store.vectors(need).items():
+                    self._cache(row, emb, ctx)
         return out
 
     def _search(self, vecs: np.ndarray, k: int) -> builtins.list[builtins.list[tuple[int, float]]]:

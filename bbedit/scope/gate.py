@@ -117,9 +117,14 @@ class GateBase:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.name, "threshold": self.threshold, "k": self.k, "saved_at": utc_now()}
 
-    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """Write ``gate.json`` into ``path`` (default: the memory's directory), atomically."""
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path | str:
+        """Write ``gate.json`` into ``path`` (default: the memory's directory), atomically; a memory in a
+        database keeps it as a setting of its namespace instead, read by every replica at start.
+        Returns where it went."""
         target = Path(path) if path is not None else self.memory.path
+        if target is None and self.memory.in_database_server:
+            self.memory.set_setting("gate", json.dumps(self.to_dict()))
+            return f"{self.memory.location} (namespace {self.memory.namespace})"
         if target is None:
             raise ConfigError("this memory has no directory; pass a path to save the gate to")
         target.mkdir(parents=True, exist_ok=True)
@@ -295,15 +300,17 @@ def load_gate(memory: EditMemory, path: str | os.PathLike[str] | None = None) ->
     """
     base = Path(path) if path is not None else memory.path
     f = base / GATE_FILE if base is not None else None
-    if f is None or not f.exists():
+    stored = memory.get_setting("gate") if path is None and memory.in_database_server else None
+    if stored is None and (f is None or not f.exists()):
         return LearnedGate(memory)
+    where = f if stored is None else f"the gate setting of {memory.location}"
     try:
-        d = json.loads(f.read_text(encoding="utf-8"))
+        d = json.loads(stored if stored is not None else f.read_text(encoding="utf-8"))  # type: ignore[union-attr]
         kind = d["kind"]
         threshold = float(d["threshold"])
         k = int(d.get("k", 5))
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise MemoryCorrupt(f"{f} is not a readable gate calibration: {e}") from e
+        raise MemoryCorrupt(f"{where} is not a readable gate calibration: {e}") from e
     if kind == "similarity":
         return SimilarityGate(memory, threshold, k)
     if kind == "learned":
@@ -316,6 +323,6 @@ def load_gate(memory: EditMemory, path: str | os.PathLike[str] | None = None) ->
             return CrossEncoderGate(memory, threshold, k, None if model == "builtin" else str(model),
                                     int(d.get("max_candidates", 8)))
         except ConfigError as e:
-            raise MemoryCorrupt(f"{f}: {e}") from e
-    raise MemoryCorrupt(f"{f}: unknown gate kind {kind!r}")
+            raise MemoryCorrupt(f"{where}: {e}") from e
+    raise MemoryCorrupt(f"{where}: unknown gate kind {kind!r}")
 

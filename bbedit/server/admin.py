@@ -185,6 +185,12 @@ def admin_router(proxy: EditingProxy) -> APIRouter:
         return {"object": "list", "id": edit_id,
                 "data": [{"version": n, **c.to_dict()} for n, c in enumerate(changes, 1)]}
 
+    @router.get("/edits/{edit_id}/live", summary="Whether this process routes with the edit now (no database read)")
+    async def live(edit_id: str, admin: Admin = Depends(auth)) -> dict[str, Any]:
+        # answered on the event loop from the in-process structures: what the next request here would use
+        return {"id": edit_id, "object": "edit.live", "live": edit_id in admin.memory,
+                "version": admin.memory.version}
+
     @router.post("/edits/{edit_id}/revert", summary="Put an edit back as it was after one of its versions")
     async def revert(edit_id: str, request: Request, admin: Admin = Depends(auth)) -> dict[str, Any]:
         body = parse_object(await read_body(request, config.max_body_bytes), "revert")
