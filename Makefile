@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast lint typecheck eval-scope eval-conversation eval-longform eval-demo eval-scope-counterfact eval-overhead eval-middleware eval-scale eval-whitebox eval-summary eval-suites eval-cli eval clean
+.PHONY: install demo test test-fast lint typecheck console docs-console eval-console eval-scope eval-conversation eval-longform eval-demo eval-scope-counterfact eval-overhead eval-middleware eval-scale eval-whitebox eval-summary eval-suites eval-cli eval clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,18 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy bbedit
+
+# the operator's console for the default memory, without a proxy (bbedit serve has it at /console)
+console: $(STAMP)
+	$(BIN)/bbedit console
+
+# screenshots of every console page (real headless chromium, embedded SmolLM2) into docs/console/
+docs-console: $(STAMP)
+	$(BIN)/python docs/console/screenshots.py
+
+# console pages' server time with 100,000 edits in memory (about 3 minutes)
+eval-console: $(STAMP)
+	$(BIN)/python eval/console_bench.py
 
 eval-scope: $(STAMP)
 	PYTHONPATH=. $(BIN)/python eval/scope.py --scale-cache eval/.cache/scale-100k

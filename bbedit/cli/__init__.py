@@ -1,10 +1,11 @@
-"""The ``bbedit`` command line: demo, ask, chat, edits, gate, eval, posteditor, whitebox, serve, serve-model.
+"""The ``bbedit`` command line: demo, ask, chat, edits, gate, eval, posteditor, whitebox, serve, serve-model,
+console.
 
 Every failure bbedit expects (bad edit files, unknown ids, an unreachable
 model, a corrupt memory) ends with a one-line message on stderr and exit code
 1 (2 for usage errors); nothing stored is lost.
 
-One module per command group (``ask``, ``edits``, ``gate``, ``models``, ``eval_cmd``), each with
+One module per command group (``ask``, ``edits``, ``gate``, ``models``, ``eval_cmd``, ``console``), each with
 a ``register(subparsers)``; they import what their commands need inside the commands, so
 ``bbedit --help`` and ``bbedit edits list`` start without torch, transformers or FAISS.
 """
@@ -17,7 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bbedit.cli import ask, edits, eval_cmd, gate, models
+from bbedit.cli import ask, console, edits, eval_cmd, gate, models
 from bbedit.cli.common import default_memory_dir
 
 __all__ = ["EXIT_ERROR", "build_parser", "default_memory_dir", "main"]
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.register(sub)
     eval_cmd.register(sub)
     models.register(sub)
+    console.register(sub)
     return p
 
 

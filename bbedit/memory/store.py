@@ -382,11 +382,16 @@ class SQLStore:
         if edit_id is not None:
             q += " AND edit_id=?"
             params.append(edit_id)
-        q += " ORDER BY seq"
+        if limit:  # the last ``limit`` only, newest first along an index: (namespace, edit_id, seq) for one edit;
+            # for the namespace (namespace, store_version) (versions grow with seq), not a sort of the whole history
+            q += (" ORDER BY seq DESC" if edit_id is not None else " ORDER BY store_version DESC, seq DESC") + " LIMIT ?"
+            params.append(int(limit))
+        else:
+            q += " ORDER BY seq"
         with self.lock:
             fetched = self._fetch(self._q(q), params)
         out = [self._change(r) for r in fetched]
-        return out[-limit:] if limit else out
+        return out[::-1] if limit else out
 
     def states_at(self, at: float) -> dict[str, State | None]:
         """Every edit the history knows, as it was at Unix time ``at`` (None: it did not exist then)."""

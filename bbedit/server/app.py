@@ -21,6 +21,8 @@ from bbedit.memory.memory import EditMemory
 from bbedit.routing import Router
 from bbedit.server.admin import admin_router
 from bbedit.server.config import ServerConfig
+from bbedit.server.console import from_proxy as console_context
+from bbedit.server.console import mount as mount_console
 from bbedit.server.errors import APIError
 from bbedit.server.metrics import Metrics
 from bbedit.server.proxy import EditingProxy, read_body, too_large
@@ -203,6 +205,7 @@ def create_app(config: ServerConfig, *, memory: EditMemory | None = None, router
         return Response(data, media_type=ctype)
 
     app.include_router(admin_router(proxy))
+    mount_console(app, console_context(proxy))  # the operator's console at /console (same admin tokens)
 
     @app.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                    summary="Any other OpenAI endpoint, passed through unchanged")

@@ -41,7 +41,7 @@ from bbedit.server import sse
 from bbedit.server.apis import API, CHAT, COMPLETIONS, RESPONSES
 from bbedit.server.config import ServerConfig
 from bbedit.server.errors import APIError, bad_request, error_body
-from bbedit.server.metrics import Metrics
+from bbedit.server.metrics import Call, Metrics
 from bbedit.server.tenants import AccessDenied, Namespaces, chat_namespace
 from bbedit.server.upstream import Upstream, forward_headers, response_headers
 from bbedit.types import Message
@@ -158,7 +158,17 @@ class EditingProxy:
         timing = {"route": time.perf_counter() - t0}
         self.metrics.routing.observe(timing["route"])
         headers = forward_headers(request.headers, self.config.upstream_api_key)
-        resp = await self._dispatch(api, raw, body, messages, stream, route, headers, timing, t0)
+        call = Call(router.memory.namespace, route_s=timing["route"], edit_ids=tuple(e.id for e in route.edits),
+                    editor=self.editor.name if route.edit is not None else "")
+        try:
+            resp = await self._dispatch(api, raw, body, messages, stream, route, headers, timing, t0, call)
+        except APIError as e:
+            if e.kind == "upstream_error":
+                call.error = e.code or "upstream_error"
+            raise
+        finally:
+            call.upstream_s = timing.get("upstream")
+            self.metrics.traffic.record(call)
         if request.headers.get(EXPLAIN_HEADER, "").strip().lower() in ("1", "true", "yes"):
             resp.headers[ROUTE_HEADER] = route_header(route)
         return resp
@@ -175,37 +185,44 @@ class EditingProxy:
         return self.namespaces.router(ns)  # type: ignore[no-any-return]
 
     async def _dispatch(self, api: API, raw: bytes, body: dict[str, Any], messages: list[Message], stream: bool,
-                        route: Route, headers: dict[str, str], timing: dict[str, float], t0: float) -> Response:
+                        route: Route, headers: dict[str, str], timing: dict[str, float], t0: float,
+                        call: Call) -> Response:
         edit = route.edit
         if edit is None:
             self.metrics.decisions.labels("passthrough", "").inc()
-            return await self.forward(api.path, raw, headers, stream, timing, t0)
+            return await self.forward(api.path, raw, headers, stream, timing, t0, call=call)
+        if self.metrics.traffic.log_answers:
+            call.question = last_user_text(messages)
         info: dict[str, Any] = {"edit_id": edit.id, "score": round(float(route.score), 4), "editor": self.editor.name}
         if route.also:  # the question is about several edits: all are applied
             info["edit_ids"] = [e.id for e in route.edits]
         if isinstance(self.editor, RequestEditor):
             return await self._in_context(api, self.editor, body, messages, route.edits, info, headers, stream,
-                                          timing, t0)
+                                          timing, t0, call)
         assert isinstance(self.editor, AnswerEditor)  # check_editor: one of the two kinds
-        return await self._post_edit(api, self.editor, body, messages, route.edits, info, headers, stream, timing, t0)
+        return await self._post_edit(api, self.editor, body, messages, route.edits, info, headers, stream, timing, t0,
+                                     call)
 
     async def _routed_upstream(self, api: API, content: bytes, headers: dict[str, str],
-                               stream: bool) -> httpx.Response:
+                               stream: bool, call: Call) -> httpx.Response:
         """The upstream call of a routed request; a failure is counted as its outcome, then raised."""
         try:
             return await self.upstream.request("POST", api.path, content=content, headers=headers, stream=stream)
         except APIError:
-            self._outcome("upstream_error")
+            self._outcome("upstream_error", call)
             raise
 
-    def _outcome(self, outcome: str) -> None:
+    def _outcome(self, outcome: str, call: Call) -> None:
         """Count a routed request by what became of it: ``edited`` only when the client got an edited
         answer (``kept``: the post-editor left every choice as it was; ``upstream_error``: no answer)."""
         self.metrics.decisions.labels(outcome, self.editor.name).inc()
+        call.outcome = outcome
 
     async def forward(self, path: str, raw: bytes, headers: dict[str, str], stream: bool,
-                      timing: dict[str, float], t0: float, method: str = "POST") -> Response:
-        """Send ``raw`` upstream unchanged and return the answer unchanged."""
+                      timing: dict[str, float], t0: float, method: str = "POST", *,
+                      call: Call | None = None) -> Response:
+        """Send ``raw`` upstream unchanged and return the answer unchanged (``call``: the model request
+        this is, for the traffic counters)."""
         t1 = time.perf_counter()
         resp = await self.upstream.request(method, path, content=raw if raw else None, headers=headers,
                                            stream=stream)
@@ -213,13 +230,14 @@ class EditingProxy:
         self.metrics.upstream.observe(timing["upstream"])
         out_headers = {**response_headers(resp.headers), **_server_timing(timing, t0)}
         if stream and resp.status_code == 200:
-            return StreamingResponse(self._relay(resp, None), status_code=200, headers=out_headers)
+            return StreamingResponse(self._relay(resp, None, call), status_code=200, headers=out_headers)
         if stream:
             await resp.aread()
             await resp.aclose()
         return Response(resp.content, status_code=resp.status_code, headers=out_headers)
 
-    async def _relay(self, resp: httpx.Response, info: Mapping[str, Any] | None) -> AsyncIterator[bytes]:
+    async def _relay(self, resp: httpx.Response, info: Mapping[str, Any] | None,
+                     call: Call | None = None) -> AsyncIterator[bytes]:
         """The upstream's stream as it comes (tagged with ``info`` when given); a failure half-way
         becomes an error event, since the status line has already gone out."""
         try:
@@ -232,6 +250,8 @@ class EditingProxy:
         except httpx.HTTPError as e:
             kind = "upstream_timeout" if isinstance(e, httpx.TimeoutException) else "upstream_error"
             self.metrics.upstream_errors.labels(kind).inc()
+            if call is not None:
+                self.metrics.traffic.upstream_error(call.namespace, kind)
             log.warning("upstream stream broke: %s: %s", type(e).__name__, e)
             yield sse.data_event(error_body(f"the upstream stream broke: {type(e).__name__}", "upstream_error",
                                             code=kind))
@@ -240,59 +260,67 @@ class EditingProxy:
 
     async def _in_context(self, api: API, editor: RequestEditor, body: dict[str, Any], messages: list[Message],
                           edit: Edits, info: dict[str, Any], headers: dict[str, str], stream: bool,
-                          timing: dict[str, float], t0: float) -> Response:
+                          timing: dict[str, float], t0: float, call: Call) -> Response:
         edited = await self.run(api.edited_request, body, messages, editor, edit)
         try:
             content = json.dumps(edited, ensure_ascii=False).encode()
         except (ValueError, RecursionError) as e:
             raise bad_request(f"the request cannot be re-encoded: {e}") from e
         t1 = time.perf_counter()
-        resp = await self._routed_upstream(api, content, headers, stream)
+        resp = await self._routed_upstream(api, content, headers, stream, call)
         timing["upstream"] = time.perf_counter() - t1
         self.metrics.upstream.observe(timing["upstream"])
         out_headers = {**response_headers(resp.headers), **_server_timing(timing, t0), **_edit_headers(info)}
         if stream and resp.status_code == 200:
-            self._outcome("edited")
-            return StreamingResponse(self._relay(resp, info), status_code=200, headers=out_headers)
+            self._outcome("edited", call)
+            return StreamingResponse(self._relay(resp, info, call), status_code=200, headers=out_headers)
         if stream:
             await resp.aread()
             await resp.aclose()
         data = _json_object(resp)
         if resp.status_code != 200 or data is None:
-            self._outcome("upstream_error")
+            self._outcome("upstream_error", call)
             return Response(resp.content, status_code=resp.status_code, headers=out_headers)
         if api is COMPLETIONS and body.get("echo"):  # the echoed prompt is the user's, not the edited one
             for slot, prompt in ((s, str(edited["prompt"])) for s in api.text_slots(data)):
                 if slot.text.startswith(prompt):
                     slot.replace(content_text(messages[-1]["content"]) + slot.text[len(prompt):])
-        self._outcome("edited")
+        self._outcome("edited", call)
+        if self.metrics.traffic.log_answers:
+            call.after = "\n\n".join(slot.text for slot in api.text_slots(data))
         data["bbedit"] = info
         return _json_response(data, out_headers)
 
     async def _post_edit(self, api: API, editor: AnswerEditor, body: dict[str, Any], messages: list[Message],
                          edit: Edits, info: dict[str, Any], headers: dict[str, str], stream: bool,
-                         timing: dict[str, float], t0: float) -> Response:
+                         timing: dict[str, float], t0: float, call: Call) -> Response:
         t1 = time.perf_counter()
-        resp = await self._routed_upstream(api, json.dumps(api.whole_body(body)).encode(), headers, False)
+        resp = await self._routed_upstream(api, json.dumps(api.whole_body(body)).encode(), headers, False, call)
         timing["upstream"] = time.perf_counter() - t1
         self.metrics.upstream.observe(timing["upstream"])
         data = _json_object(resp)
         out_headers = {**response_headers(resp.headers), **_edit_headers(info)}
         if resp.status_code != 200 or data is None or not isinstance(data.get(api.answers_key), list):
-            self._outcome("upstream_error")
+            self._outcome("upstream_error", call)
             return Response(resp.content, status_code=resp.status_code, headers=out_headers)
         query = last_user_text(messages)
         changed = []
+        befores, afters = [], []
         for slot in api.text_slots(data):
+            befores.append(slot.text)
             if not slot.text.strip():
                 changed.append(False)
+                afters.append(slot.text)
                 continue
             rewritten = await self.run(editor.rewrite_all, query, slot.text, edit)
             if rewritten.changed:
                 slot.replace(rewritten.text)
             changed.append(bool(rewritten.changed))
+            afters.append(rewritten.text if rewritten.changed else slot.text)
         info = {**info, "changed": changed}
-        self._outcome("edited" if any(changed) else "kept")
+        self._outcome("edited" if any(changed) else "kept", call)
+        if self.metrics.traffic.log_answers:
+            call.before, call.after = "\n\n".join(befores), "\n\n".join(afters)
         out_headers.update(_server_timing(timing, t0))
         if not stream:
             data["bbedit"] = info
