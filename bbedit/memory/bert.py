@@ -10,10 +10,12 @@ GELU) on the weights in ``model.safetensors`` and tokenizes with the model's own
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,6 +81,7 @@ class NumpyBert:
         self.max_length = min(max_length, int(cfg.get("max_position_embeddings", 512)))
         self.tokenizer.enable_truncation(self.max_length)
         self.tokenizer.no_padding()
+        self._blas: Any = None  # threadpoolctl's controller, made at the first pass
         for i in range(self.layers):  # the transposes once, not per call
             for name in ("attention.self.query", "attention.self.key", "attention.self.value",
                          "attention.output.dense", "intermediate.dense", "output.dense"):
@@ -99,8 +102,30 @@ class NumpyBert:
             offsets[r, :n] = e.offsets
         return ids, mask, offsets
 
+    @contextlib.contextmanager
+    def _one_blas_thread(self) -> Iterator[None]:
+        """BLAS on one thread for the duration: the products of a query's few tokens are too small to
+        share, and a second thread that must wait for a busy core (the model server, another request)
+        made an encode 2x slower (measured with a training job beside it). Without threadpoolctl, as is."""
+        if self._blas is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:  # pragma: no cover - a declared dependency
+                self._blas = False
+            else:
+                self._blas = ThreadpoolController()
+        if self._blas is False:
+            yield
+            return
+        with self._blas.limit(limits=1, user_api="blas"):
+            yield
+
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The last hidden states (n, T, hidden) of a padded batch."""
+        with self._one_blas_thread():
+            return self._forward(ids, mask)
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         w = self.w
         n, t = ids.shape
         x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:t][None] \
@@ -111,8 +136,9 @@ class NumpyBert:
         for i in range(self.layers):
             p = f"encoder.layer.{i}."
 
-            def lin(v: np.ndarray, name: str, p: str = p) -> np.ndarray:
-                return v @ w[f"{p}{name}.weight.T"] + w[f"{p}{name}.bias"]
+            def lin(v: np.ndarray, name: str, p: str = p) -> np.ndarray:  # one 2-D product: one BLAS call
+                out = v.reshape(-1, v.shape[-1]) @ w[f"{p}{name}.weight.T"] + w[f"{p}{name}.bias"]
+                return out.reshape(*v.shape[:-1], out.shape[-1])
 
             def split(v: np.ndarray) -> np.ndarray:
                 return v.reshape(n, t, self.heads, dh).transpose(0, 2, 1, 3)

@@ -2,9 +2,11 @@
 
 Every embedder returns float32, L2-normalised arrays of shape (n, d). Besides
 the plain sentence embedding, bbedit needs a *context* embedding of a text
-with one character span (the subject) left out: it is what the scope gate
-compares to tell "the same relation about the same subject" from "another
-relation about the same subject". :class:`SentenceTransformerEmbedder`
+with one character span (the subject) left out, and the sentences before the
+subject's own sentence too (so that a preamble does not blur what is asked
+about the subject): it is what the scope gate compares to tell "the same
+relation about the same subject" from "another relation about the same
+subject". :class:`SentenceTransformerEmbedder`
 computes both in one forward pass by pooling twice over the token states.
 """
 
@@ -14,6 +16,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +30,20 @@ from bbedit.memory import bert
 log = logging.getLogger(__name__)
 
 Span = tuple[int, int] | None
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\S)|\n+")
+_NOT_AN_END = re.compile(r"(?:\b[A-Z]|\b(?:Mr|Mrs|Ms|Dr|Prof|St|Jr|Sr|Mt|No|vs|etc|Inc|Ltd|Co|Corp|Gen|Col|Sgt|Capt|Lt|Rev|Hon))\.$")
+
+
+def sentence_start(text: str, pos: int) -> int:
+    """Where the sentence holding character ``pos`` of ``text`` begins: after the last sentence end (".",
+    "!" or "?" and a space, not after an initial or a title such as "Dr.") or line break before it."""
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        if m.end() > pos:
+            break
+        if text[m.start() - 1:m.start()] in "!?\n" or not _NOT_AN_END.search(text[max(0, m.start() - 6):m.start()]):
+            start = m.end()
+    return start
 NUMPY_MAX_BATCH = 16
 """Batches up to this many texts run on the NumPy encoder (quicker to start); larger ones on torch's
 (about twice as fast per text in bulk)."""
@@ -151,11 +168,17 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dim), np.float32), np.zeros((0, self.dim), np.float32)
         if self._tok is None and self._bert is None:
             return self._embed_fallback(texts, spans)
-        # one forward pass per distinct text, however many spans ask about it
-        uniq: dict[str, list[int]] = {}
-        for i, t in enumerate(texts):
-            uniq.setdefault(t, []).append(i)
-        order = sorted(uniq, key=len)
+        # one forward pass per distinct text, however many spans ask about it; a span's context is read
+        # from its own sentence on (a preamble would colour every token state), which costs a pass of its
+        # own only when the span's sentence is not the first
+        full_of: dict[str, list[int]] = {}
+        ctx_of: dict[str, list[tuple[int, tuple[int, int]]]] = {}
+        for i, (t, span) in enumerate(zip(texts, spans, strict=True)):
+            full_of.setdefault(t, []).append(i)
+            if span is not None:
+                start = sentence_start(t, span[0])
+                ctx_of.setdefault(t[start:], []).append((i, (span[0] - start, span[1] - start)))
+        order = sorted(full_of.keys() | ctx_of.keys(), key=len)
         full = np.empty((len(texts), self.dim), np.float32)
         ctx = np.empty((len(texts), self.dim), np.float32)
         with self._lock:
@@ -164,20 +187,16 @@ class SentenceTransformerEmbedder:
                 states, mask, offsets = self._forward(batch)
                 pooled = bert.mean_pool(states, mask)
                 for row, text in enumerate(batch):
+                    for i in full_of.get(text, ()):
+                        full[i] = pooled[row]
+                        if spans[i] is None:
+                            ctx[i] = pooled[row]
                     o = offsets[row]
                     real = o[:, 1] > o[:, 0]  # special tokens have (0, 0) offsets
-                    for i in uniq[text]:
-                        full[i] = pooled[row]
-                        span = spans[i]
-                        if span is None:
-                            ctx[i] = pooled[row]
-                            continue
-                        inside = real & (o[:, 0] < span[1]) & (o[:, 1] > span[0])
-                        keep = mask[row] * ~inside
-                        if keep.sum() <= 2:  # nothing but [CLS] and [SEP] left
-                            ctx[i] = pooled[row]
-                            continue
-                        ctx[i] = (states[row] * keep[:, None]).sum(0) / keep.sum()
+                    for i, (a, z) in ctx_of.get(text, ()):
+                        keep = mask[row] * ~(real & (o[:, 0] < z) & (o[:, 1] > a))
+                        # nothing but [CLS] and [SEP] left: the text's own embedding
+                        ctx[i] = pooled[row] if keep.sum() <= 2 else (states[row] * keep[:, None]).sum(0) / keep.sum()
         return _normalise(full), _normalise(ctx)
 
     def _load_network(self) -> None:
@@ -209,7 +228,8 @@ class SentenceTransformerEmbedder:
         return states.float().numpy(), enc["attention_mask"].float().numpy(), offsets.numpy()
 
     def _embed_fallback(self, texts: Sequence[str], spans: Sequence[Span]) -> tuple[np.ndarray, np.ndarray]:
-        masked = [t if sp is None else t[: sp[0]] + "X" + t[sp[1]:] for t, sp in zip(texts, spans, strict=True)]
+        masked = [t if sp is None else t[sentence_start(t, sp[0]): sp[0]] + "X" + t[sp[1]:]
+                  for t, sp in zip(texts, spans, strict=True)]
         with self._lock:
             both = self._st.encode(list(texts) + masked, batch_size=self.batch_size, convert_to_numpy=True)
         both = _normalise(both)
