@@ -45,8 +45,7 @@ IN_SCOPE = [  # (question, the edit it must reach)
     ("Who runs Veltrix Dynamics?", "ceo"),
     ("Who heads Veltrix?", "ceo"),
     ("Who is the CTO of Veltrix Dynamics?", "cto"),
-    pytest.param("Who is Veltrix's chief technology officer?", "cto", marks=pytest.mark.xfail(
-        strict=True, reason="a known miss: the shipped gate scores it 0.50 against the CTO edit, under its 0.60")),
+    ("Who is Veltrix's chief technology officer?", "cto"),
     ("Where is Veltrix Dynamics headquartered?", "hq"),
     ("In which city is Veltrix based?", "hq"),
     ("What is Veltrix Dynamics' flagship product?", "product"),
@@ -89,6 +88,65 @@ def test_a_users_company_questions_reach_their_edit(company_router: Router, ques
 def test_a_users_company_controls_pass_through(company_router: Router) -> None:
     routed = {q: r.edit.id for q in CONTROLS if (r := company_router.route_query(q)).edit is not None}
     assert len(routed) <= 1, routed  # measured at install: see the module docstring
+
+
+# -- hard cases of each shared set's kind, one memory ---------------------------------------------------
+# Edits shaped like each dataset's (KnowEdit's zsRE questions and Wikidata-label prompts, CounterFact's
+# statement prefixes with a preamble, QA edits whose "subject" is a generic word, PostEdit's cloze
+# prompts), with the probes that broke earlier gates: same subject and another relation, the subject by an
+# alias or misspelt, another thing with a near name, a rephrased question.
+SHAPES = [
+    {"id": "ke-team", "subject": "Ilgar Nabiyev", "prompt": "Which sports team is Ilgar Nabiyev playing for?",
+     "target_new": "Qarabag FK"},
+    {"id": "ke-taxon", "subject": "Catharylla", "prompt": "Which family does Catharylla belong to?",
+     "target_new": "Noctuidae"},
+    {"id": "wiki-job", "subject": "Kurt Vonnegut", "aliases": ["Kurt Vonnegut Jr."],
+     "prompt": "The occupation of Kurt Vonnegut is", "target_new": "chef"},
+    {"id": "cf-founded", "subject": "Crazy Eddie", "prompt": "Crazy Eddie was started in", "target_new": "Paris"},
+    {"id": "cf-pope", "subject": "Clement XII", "prompt": "Clement XII, who has the position of",
+     "target_new": "bishop"},
+    {"id": "qa-song", "subject": "song", "prompt": "Who sings the song Hallelujah?", "target_new": "Nina Simone"},
+    {"id": "zsre-horse", "subject": "Seabiscuit", "prompt": "The father of Seabiscuit was who?",
+     "target_new": "Secretariat"},
+    {"id": "pe-lang", "subject": "Danielle Darrieux", "prompt": "The mother tongue of Danielle Darrieux is",
+     "target_new": "English"},
+]
+SHAPE_PROBES = [  # (query, the edit it is about, or None), and the kind of hard case it is
+    ("Ilgar Nabiyev member of sports team", "ke-team"),                      # Wikidata label of the same relation
+    ("The place of birth of Ilgar Nabiyev is", None),                        # same subject, other relation
+    ("Ilgar Nabiyev country of citizenship", None),
+    ("The parent taxon of Catharylla is", "ke-taxon"),
+    ("The taxon rank of Catharylla is", None),                               # a close relation
+    ("The occupation of Kurt Vonnegut Jr. is", "wiki-job"),                  # an alias
+    ("Kurt Vonnegut Jr. place of birth", None),
+    ("Enzymes bind their substrates tightly. Crazy Eddie was founded in", "cf-founded"),  # a preamble
+    ("Crazy Eddie is owned by", None),
+    ("Clement XIII, whose position is that of", None),                       # a near name, another thing
+    ("Who sang the song Hey Jude?", None),                                   # a generic-word "subject"
+    ("what is the longest song ever recorded", None),
+    pytest.param("Who performed the song Hallelujah?", "qa-song", marks=pytest.mark.xfail(  # a rephrased question
+        strict=True, reason="a known miss: scored 0.34, under the shipped gate's 0.35 (a generic-word subject "
+                            "glued to a name)")),
+    pytest.param("The father of Seabiscusuit is who?", "zsre-horse", marks=pytest.mark.xfail(  # misspelt
+        strict=True, reason="a known miss: the misspelt name scores 0.27, under the shipped gate's 0.35")),
+    ("Danielle Darrieux's mother tongue is", "pe-lang"),
+    pytest.param("Danielle Darrieux was born in", None, marks=pytest.mark.xfail(
+        strict=True, reason="a known miss: the subject's only edit (mother tongue) scores 0.87 for a cut-off "
+                            "birthplace prompt")),
+]
+
+
+@pytest.fixture(scope="module")
+def shapes_router(embedder) -> Router:  # type: ignore[no-untyped-def]
+    m = EditMemory(None, embedder=embedder)
+    m.add_many(SHAPES + COMPANY, supersede=False)
+    return Router(m)
+
+
+@pytest.mark.parametrize(("question", "edit_id"), SHAPE_PROBES)
+def test_hard_cases_of_each_shared_sets_kind(shapes_router: Router, question: str, edit_id: str | None) -> None:
+    r = shapes_router.route_query(question)
+    assert (r.edit.id if r.edit is not None else None) == edit_id, r.explain()
 
 
 # -- fixed slices of the shared evaluation sets ------------------------------------------------------

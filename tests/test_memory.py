@@ -162,8 +162,6 @@ def test_a_paraphrased_update_of_the_same_fact_supersedes(memory: EditMemory) ->
     assert third.supersedes is None and len(memory) == 3
 
 
-@pytest.mark.xfail(strict=True, reason="a known miss: relation similarity 0.83 under the shipped projection, "
-                   "whose dev-chosen supersede threshold is 0.86")
 def test_a_reworded_update_of_the_same_fact_supersedes(memory: EditMemory) -> None:
     first = memory.add({"subject": "Danielle Darrieux", "prompt": "The mother tongue of Danielle Darrieux is",
                         "target_new": "English"})

@@ -46,6 +46,53 @@ def named_in(text: str, names: Iterable[str]) -> str | None:
     return None
 
 
+def _grams(text: str) -> frozenset[str]:
+    padded = f" {text} "
+    return frozenset(padded[i:i + 3] for i in range(len(padded) - 2))
+
+
+_NUMBERED = re.compile(r"\d|^[ivxlcdm]+$")
+
+
+def _numbers(words: Iterable[str]) -> frozenset[str]:
+    """The words that number a name ("II", "643", "A320", "8"): a name that differs in one of them is
+    another thing, however alike it is spelt."""
+    return frozenset(w for w in words if _NUMBERED.search(w))
+
+
+class NameSpeller:
+    """How closely some run of a query's words spells a name, for names the query does not name exactly
+    ("Seabiscusuit" for "Seabiscuit", "Derek Whiteheads" for "Derek Whitehead"): the best Jaccard
+    similarity of character trigrams between the folded name and a run of as many words, one fewer or
+    one more (0..1), among runs with the same numbering words (0 for "Clement XII" against "Clement XIII",
+    "Bundesautobahn 4" against "Bundesautobahn 643"). The runs' trigrams are computed once per query, for
+    every name asked about."""
+
+    def __init__(self, text: str) -> None:
+        self.words = [t for t, _, _ in tokens(text)]
+        self._runs: dict[int, list[tuple[frozenset[str], frozenset[str]]]] = {}
+
+    def _of(self, n: int) -> list[tuple[frozenset[str], frozenset[str]]]:
+        if n not in self._runs:
+            w = self.words
+            self._runs[n] = [(_grams(" ".join(w[i:i + n])), _numbers(w[i:i + n])) for i in range(len(w) - n + 1)]
+        return self._runs[n]
+
+    def similarity(self, names: Iterable[str]) -> float:
+        best = 0.0
+        for name in names:
+            key = name_key(name)
+            for k in ((key, key[1:]) if len(key) > 1 and key[0] == "the" else (key,)):
+                if not k:
+                    continue
+                g, numbered = _grams(" ".join(k)), _numbers(k)
+                for n in {max(1, len(k) - 1), len(k), len(k) + 1}:
+                    for run, run_numbered in self._of(n):
+                        if run_numbered == numbered:
+                            best = max(best, len(g & run) / len(g | run))
+        return best
+
+
 @dataclass(frozen=True)
 class SubjectMatch:
     """A subject name of edit row ``row`` found in a query at ``text[start:end]``."""
@@ -140,16 +187,17 @@ def _capitalised(tok: str) -> bool:
 
 
 def _proper_extension(text: str, toks: list[tuple[str, int, int]], i: int, j: int) -> bool:
-    """True if the match at tokens i..j is glued to a neighbouring capitalised word.
+    """True if the match at tokens i..j is glued to a neighbouring capitalised word, or followed by a
+    number.
 
-    "Abraham" in "Abraham Lincoln" is; "Lyon" in "Lyon's twin city" and in
+    "Abraham" in "Abraham Lincoln" is, and "iPhone" in "iPhone 8"; "Lyon" in "Lyon's twin city" and in
     "The mayor of Lyon" is not (a possessive "s" and sentence-initial words
     do not count).
     """
     if j < len(toks):
         nxt = text[toks[j][1]:toks[j][2]]
         gap = text[toks[j - 1][2]:toks[j][1]]
-        if gap.strip() == "" and _capitalised(nxt):
+        if gap.strip() == "" and (_capitalised(nxt) or any(c.isdigit() for c in nxt)):  # "iPhone 8"
             return True
     if i > 0:
         prev = text[toks[i - 1][1]:toks[i - 1][2]]

@@ -15,7 +15,7 @@ import numpy as np
 
 from bbedit.memory.memory import EditMemory, Retrieval
 from bbedit.memory.relation import project_cos, relation_similarity
-from bbedit.memory.subjects import SubjectMatch, name_key, tokens
+from bbedit.memory.subjects import NameSpeller, SubjectMatch, name_key, tokens
 from bbedit.types import Edit
 
 __all__ = ["FEATURES", "LEARNED", "Candidate", "candidates", "project_cos", "relation_similarity"]
@@ -34,6 +34,7 @@ FEATURES = (
     "query_length",       # log(1 + tokens) / 4
     "relation_rank",      # 1 if this is the best cos_relation among candidates naming the same subject
     "relation_learned",   # cosine of the two subject-free embeddings after a learned relation projection
+    "subject_spelled",    # 1 when named; else how closely a run of the query's words spells a name (a typo)
 )
 LEARNED = FEATURES.index("relation_learned")
 
@@ -58,6 +59,7 @@ def candidates(memory: EditMemory, r: Retrieval, relation_proj: np.ndarray | Non
         by_row.setdefault(m.row, m)
     rows = list(dict.fromkeys([*by_row, *(memory.row_of(h.edit) for h in r.hits)]))
     qtoks = {t for t, _, _ in tokens(r.query)}
+    speller = NameSpeller(r.query)
     qlen = math.log1p(len(qtoks)) / 4.0
     rels: dict[int, float] = {}
     raw: list[tuple[Edit, list[float]]] = []
@@ -84,8 +86,9 @@ def candidates(memory: EditMemory, r: Retrieval, relation_proj: np.ndarray | Non
         targets = [edit.target_new] + ([edit.target_old] if edit.target_old else [])
         mentions = any(
             (k := [t for t, _, _ in tokens(tg)]) and set(k) <= qtoks for tg in targets)
+        spelled = 1.0 if match is not None else speller.similarity((edit.subject, *edit.aliases))
         raw.append((edit, [named, *feats_m, cos_q, cos_r, cos_r * named, cos_q * named,
-                           1.0 if mentions else 0.0, qlen, 0.0, 0.0]))
+                           1.0 if mentions else 0.0, qlen, 0.0, 0.0, spelled]))
     # relation_rank: among candidates that name the same span, is this the best relation match?
     rank = FEATURES.index("relation_rank")
     learned = project_cos(relation_proj, np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])) \

@@ -16,12 +16,16 @@ log = logging.getLogger(__name__)
 
 
 class PairScorer:
-    """``p(in scope | features)`` from a one-hidden-layer MLP over standardised features."""
+    """``p(in scope | features)`` from a one-hidden-layer MLP over standardised features.
+
+    ``columns`` picks the scorer's features out of wider rows (a model trained before a feature was
+    added reads its own columns of today's rows); None: the rows hold exactly its features."""
 
     def __init__(self, feature_names: Sequence[str], mean: np.ndarray, std: np.ndarray,
                  w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: float,
-                 relation_proj: np.ndarray | None = None) -> None:
+                 relation_proj: np.ndarray | None = None, columns: Sequence[int] | None = None) -> None:
         self.feature_names = tuple(feature_names)
+        self.columns = None if columns is None else np.asarray(columns, np.int64)
         self.relation_proj = None if relation_proj is None else np.asarray(relation_proj, np.float32)
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         self.w1, self.b1 = np.asarray(w1, np.float32), np.asarray(b1, np.float32)
@@ -29,7 +33,10 @@ class PairScorer:
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for rows of ``x`` (n, n_features)."""
-        x = (np.atleast_2d(x) - self.mean) / self.std
+        x = np.atleast_2d(x)
+        if self.columns is not None:
+            x = x[:, self.columns]
+        x = (x - self.mean) / self.std
         h = np.maximum(x @ self.w1 + self.b1, 0.0)
         z = h @ self.w2 + self.b2
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
@@ -41,13 +48,18 @@ class PairScorer:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], expect_features: Sequence[str]) -> PairScorer:
-        """Raises :class:`ConfigError` if the stored model was trained on other features."""
-        if list(d.get("features", [])) != list(expect_features):
-            raise ConfigError("the stored scope-gate model was trained on different features; retrain it "
-                              "(`bbedit gate train`)")
-        return cls(d["features"], np.array(d["mean"]), np.array(d["std"]), np.array(d["w1"]),
+        """A stored scorer that reads rows of ``expect_features`` (the features computed today; a model
+        trained on some of them reads its own columns). Raises :class:`ConfigError` if the stored model
+        needs a feature that is not computed any more."""
+        names = list(d.get("features", []))
+        missing = [f for f in names if f not in expect_features]
+        if not names or missing:
+            raise ConfigError("the stored scope-gate model was trained on features that are not computed any "
+                              f"more ({', '.join(missing) or 'none listed'}); retrain it (`bbedit gate train`)")
+        columns = None if names == list(expect_features) else [list(expect_features).index(f) for f in names]
+        return cls(names, np.array(d["mean"]), np.array(d["std"]), np.array(d["w1"]),
                    np.array(d["b1"]), np.array(d["w2"]), d["b2"],
-                   None if d.get("relation_proj") is None else np.array(d["relation_proj"]))
+                   None if d.get("relation_proj") is None else np.array(d["relation_proj"]), columns)
 
     @classmethod
     def fit(cls, feature_names: Sequence[str], x: np.ndarray, y: np.ndarray, *, hidden: int = 32,

@@ -12,6 +12,7 @@ relations describe the shape of user edits; their entities are invented
 from __future__ import annotations
 
 import random
+import re
 
 # relation -> (group, forms)
 RELATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -150,7 +151,7 @@ RELATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
 # relations that are easy to confuse with each other (both directions)
 CLOSE: tuple[tuple[str, str], ...] = (
     ("P19", "P20"), ("P19", "P27"), ("P27", "P1412"), ("P103", "P1412"), ("P106", "P39"), ("P106", "P101"),
-    ("P108", "P463"), ("P937", "P108"), ("P176", "P178"), ("P364", "P407"), ("P37", "P36"),
+    ("P108", "P463"), ("P937", "P108"), ("P37", "P36"),
     ("P17", "P131"), ("P159", "P740"), ("P495", "P364"), ("P19", "birthdate"), ("father", "mother"),
     ("P413", "sport"), ("P136", "P1303"), ("director", "cast"), ("director", "producer"), ("director", "screenwriter"),
     ("screenwriter", "author"), ("composer", "director"), ("producer", "screenwriter"), ("author", "publisher"),
@@ -164,6 +165,11 @@ CLOSE: tuple[tuple[str, str], ...] = (
 # never each other's negatives, since the query of one about the other's subject is the other's
 # question in a different word order (or no question at all).
 INVERSE: tuple[tuple[str, str], ...] = (("P36", "P1376"),)
+
+# Relations asked with the same words, whose objects are the same kind of thing: never each other's
+# negatives either. ParaRel phrases manufacturer and developer alike ("[X] is developed by [Y]" is a
+# pattern of both), as it does a work's original language and its language.
+INTERCHANGEABLE: tuple[tuple[str, str], ...] = (("P176", "P178"), ("P364", "P407"))
 
 # PopQA's 16 templates (regex over the question) -> relation key
 POPQA_TEMPLATES: tuple[tuple[str, str], ...] = (
@@ -218,3 +224,298 @@ def invented_people(rng: random.Random, n: int) -> list[tuple[str, tuple[str, ..
 def plan_names(company: str, alias: str) -> list[tuple[str, tuple[str, ...]]]:
     """Plan/product subjects of an invented company ("Veltrix Pro plan")."""
     return [(f"{alias} {p} plan", (f"{p} plan of {alias}",)) for p in _PLANS]
+
+
+# --- Wikidata property labels and the zsRE questions that ask them ---------------------------------
+# KnowEdit-style prompts name a relation by its Wikidata label: "The father of {} is", "{} father". Each
+# relation key gets those two forms from its labels; zsRE's training questions are read as the relation
+# their words name (:func:`zsre_relation`), so that a question and a label form of one relation are
+# each other's paraphrases, and of two relations each other's hard negatives.
+
+# relations zsRE asks about that have no entry above: key -> (group, forms)
+RELATIONS.update({
+    "P569": ("person", ("When was {} born?", "What is the date of birth of {}?", "{} was born on")),
+    "P570": ("person", ("When did {} die?", "What is the date of death of {}?", "{} died on")),
+    "P509": ("person", ("What was the cause of death of {}?", "What did {} die of?", "{} died of")),
+    "P26": ("person", ("Who is {} married to?", "Who is the spouse of {}?", "{}'s wife is")),
+    "P3373": ("person", ("Who is the sibling of {}?", "Who is {}'s sister?", "{}'s brother is")),
+    "P40": ("person", ("Who is the child of {}?", "Who is {}'s son?", "{}'s daughter is")),
+    "P21": ("person", ("What is the gender of {}?", "Is {} male or female?", "{}'s sex is")),
+    "P172": ("person", ("What is the ethnic group of {}?", "Which ethnic group does {} belong to?")),
+    "P69": ("person", ("Where was {} educated?", "Which university did {} attend?", "{} studied at",
+                       "What college did {} go to?")),
+    "P54": ("person", ("Which team does {} play for?", "{} plays for the team", "What club does {} play for?")),
+    "P118": ("org", ("Which league does {} play in?", "{} competes in the league", "What league is {} in?")),
+    "P115": ("org", ("What is the home venue of {}?", "Where does {} play its home games?", "The stadium of {} is")),
+    "P412": ("person", ("What is the voice type of {}?", "What voice does {} sing in?", "{} sings as a")),
+    "P607": ("person", ("Which war did {} fight in?", "In which conflict did {} serve?", "{} fought in the")),
+    "P241": ("person", ("Which military branch did {} serve in?", "{} served in the")),
+    "P410": ("person", ("What was the military rank of {}?", "{} held the rank of")),
+    "P166": ("person", ("What award did {} receive?", "Which prize was {} given?", "{} was awarded the")),
+    "P102": ("person", ("Which political party is {} a member of?", "{} belongs to the party")),
+    "P53": ("person", ("Which noble family was {} from?", "What dynasty does {} belong to?")),
+    "P551": ("person", ("Where does {} live?", "In which city did {} reside?", "{} lives in")),
+    "P171": ("taxon", ("Which family does {} belong to?", "What is the parent taxon of {}?", "{} is a genus of the family",
+                       "What genus is {} part of?")),
+    "P105": ("taxon", ("What is the taxon rank of {}?", "Is {} a genus or a species?", "The taxonomic rank of {} is")),
+    "P141": ("taxon", ("What is the conservation status of {}?", "How endangered is {}?",
+                       "The IUCN status of {} is")),
+    "P703": ("taxon", ("In which species is {} found?", "Which organism has {}?", "{} is found in the species")),
+    "P59": ("place", ("Which constellation is {} in?", "In what constellation is {} located?",
+                      "{} is part of the constellation")),
+    "P376": ("place", ("On which astronomical body is {} located?", "On what planet or moon is {}?")),
+    "P206": ("place", ("Which body of water is {} next to?", "{} lies on the shore of")),
+    "P403": ("place", ("Where does {} flow into?", "What is the mouth of {}?", "{} flows into the")),
+    "P4552": ("place", ("Which mountain range is {} in?", "{} is part of the mountain range")),
+    "P177": ("place", ("What does {} cross?", "Which river does {} span?", "{} crosses the")),
+    "P931": ("place", ("Which place does {} serve?", "What city is served by {}?", "{} serves the city of")),
+    "P84": ("place", ("Who was the architect of {}?", "Who designed the building {}?", "{} was designed by the architect")),
+    "P149": ("place", ("What is the architectural style of {}?", "In what style is {} built?",
+                       "{} is built in the style of")),
+    "P571": ("org", ("When was {} founded?", "In what year was {} established?", "{} was founded in the year")),
+    "P576": ("org", ("When was {} dissolved?", "In what year did {} end?", "{} ceased to exist in")),
+    "P452": ("org", ("What industry is {} in?", "{} operates in the industry of", "Which sector is {} part of?")),
+    "P749": ("org", ("What is the parent organization of {}?", "Which company is {} a subsidiary of?")),
+    "P137": ("product", ("Who operates {}?", "Which company operates {}?", "{} is operated by")),
+    "P123": ("book", ("Who published {}?", "Which company published {}?", "{} was published by")),
+    "P179": ("book", ("Which series is {} part of?", "{} is a book in the series", "To which series does {} belong?")),
+    "P1441": ("book", ("In which work does {} appear?", "Which fictional work is {} a character in?",
+                       "{} is a character in")),
+    "P1080": ("book", ("Which fictional universe is {} from?", "{} belongs to the fictional universe of")),
+    "P144": ("book", ("What is {} based on?", "Which work was {} adapted from?", "{} is based on")),
+    "P110": ("book", ("Who illustrated {}?", "The illustrator of {} is", "{} was illustrated by")),
+    "P272": ("film", ("Which company produced {}?", "What is the production company of {}?",
+                      "{} was produced by the studio")),
+    "P750": ("film", ("Who distributed {}?", "What company distributed {}?", "{} was distributed by")),
+    "P277": ("product", ("What programming language is {} written in?", "In which language was {} programmed?",
+                         "{} is programmed in")),
+    "P61": ("product", ("Who discovered {}?", "Who invented {}?", "{} was discovered by")),
+    "P170": ("product", ("Who created {}?", "Who is the creator of {}?", "{} was created by")),
+    "P287": ("product", ("Who designed {}?", "Who is the designer of {}?", "{} was designed by")),
+    "P186": ("product", ("What material is {} made of?", "What is {} made from?", "{} is made of")),
+    "P289": ("product", ("What class of ship is {}?", "What vessel class does {} belong to?", "{} is a ship of the class")),
+    "P729": ("product", ("When did {} enter service?", "In what year was {} commissioned?", "{} entered service in")),
+    "P619": ("product", ("When was {} launched?", "What is the launch date of {}?", "{} was launched on")),
+    "P400": ("product", ("On which platform does {} run?", "What console is {} for?", "{} was released for the")),
+    "P175": ("product", ("Who performed {}?", "Who is the performer of {}?", "{} was performed by")),
+    "P870": ("product", ("Which instrument is {} written for?", "{} is a piece for the instrument")),
+})
+
+# Wikidata labels of the relation keys (the names KnowEdit's prompts use)
+LABELS: dict[str, tuple[str, ...]] = {
+    "P19": ("place of birth",), "P20": ("place of death",), "P27": ("country of citizenship",),
+    "P101": ("field of work",), "P103": ("native language",), "P106": ("occupation",), "P108": ("employer",),
+    "P1303": ("instrument",), "P136": ("genre",), "P140": ("religion",),
+    "P1412": ("languages spoken, written or signed",), "P264": ("record label",), "P39": ("position held",),
+    "P413": ("position played on team / speciality",), "P463": ("member of",), "P937": ("work location",),
+    "P36": ("capital",), "P1376": ("capital of",), "P37": ("official language",), "P30": ("continent",),
+    "P17": ("country",), "P131": ("located in the administrative territorial entity",),
+    "P47": ("shares border with",), "P530": ("diplomatic relation",), "P190": ("twinned administrative body",),
+    "P138": ("named after",), "P361": ("part of",), "P159": ("headquarters location",),
+    "P740": ("location of formation",), "P127": ("owned by",), "P1001": ("applies to jurisdiction",),
+    "P176": ("manufacturer",), "P178": ("developer",), "P495": ("country of origin",),
+    "P449": ("original broadcaster", "original network"), "P364": ("original language of film or TV show",),
+    "P407": ("language of work or name",), "P279": ("subclass of",), "director": ("director",),
+    "cast": ("cast member",), "producer": ("producer",), "screenwriter": ("screenwriter",), "composer": ("composer",),
+    "author": ("author",), "publisher": ("publisher",), "father": ("father",), "mother": ("mother",),
+    "spouse": ("spouse",), "sport": ("sport",), "birthdate": ("date of birth",), "color": ("color",),
+    "P569": ("date of birth",), "P570": ("date of death",), "P509": ("cause of death",), "P26": ("spouse",),
+    "P3373": ("sibling",), "P40": ("child",), "P21": ("sex or gender",), "P172": ("ethnic group",),
+    "P69": ("educated at",), "P54": ("member of sports team",), "P118": ("league",), "P115": ("home venue",),
+    "P412": ("voice type",), "P607": ("conflict",), "P241": ("military branch",), "P410": ("military rank",),
+    "P166": ("award received",), "P102": ("member of political party",), "P53": ("family",), "P551": ("residence",),
+    "P171": ("parent taxon",), "P105": ("taxon rank",), "P141": ("IUCN conservation status",),
+    "P703": ("found in taxon",), "P59": ("constellation",), "P376": ("located on astronomical body",),
+    "P206": ("located in or next to body of water",), "P403": ("mouth of the watercourse",),
+    "P4552": ("mountain range",), "P177": ("crosses",), "P931": ("place served by transport hub",),
+    "P84": ("architect",), "P149": ("architectural style",), "P571": ("inception",), "P576": ("dissolved, abolished or demolished date",),
+    "P452": ("industry",), "P749": ("parent organization",), "P137": ("operator",), "P123": ("publisher",),
+    "P179": ("part of the series",), "P1441": ("present in work",), "P1080": ("from narrative universe",),
+    "P144": ("based on",), "P110": ("illustrator",), "P272": ("production company",), "P750": ("distributed by",),
+    "P277": ("programmed in",), "P61": ("discoverer or inventor",), "P170": ("creator",), "P287": ("designed by",),
+    "P186": ("made from material",), "P289": ("vessel class",), "P729": ("service entry",), "P619": ("UTC date of spacecraft launch",),
+    "P400": ("platform",), "P175": ("performer",), "P870": ("instrumentation",),
+}
+
+
+def label_forms(key: str) -> tuple[str, ...]:
+    """KnowEdit's two forms of a relation named by its Wikidata label: "The {label} of {} is", "{} {label}"."""
+    return tuple(f for label in LABELS.get(key, ()) for f in (f"The {label} of {{}} is", f"{{}} {label}"))
+
+
+# zsRE question (its subject as "{}", lower-cased) -> the relation it asks; first match wins, the more
+# specific patterns first ("" claims a question for no relation: a date of something the keys do not
+# hold). Questions no pattern claims keep a relation of their own (their template).
+ZSRE_RULES: tuple[tuple[str, str], ...] = (
+    (r"(date|year|when).*(discover|launch|open|introduc|creat|releas|took place|take place)|point in time", ""),
+    (r"cause of death|what killed|caused .*death|disease|died of|accident or suicide|medical", "P509"),
+    (r"(date|year|when|time).*(death|died|die\b)|\bdied? (on|in the year)|when did \{\} die|year \{\} died|death .*occur",
+     "P570"),
+    (r"(date|year|when).*\bborn|birth ?date|date of birth|born on", "P569"),
+    (r"\bdie[ds]?\b|death|live when he died", "P20"),
+    (r"birth ?place|place of birth|city of birth|\bborn\b|birth country|city was the birthplace", "P19"),
+    (r"mother tongue|native language", "P103"),
+    (r"official language", "P37"),
+    (r"programming language|programmed", "P277"),
+    (r"mother|born to|\blady\b", "mother"),
+    (r"father|fathered|paternal|male parent|\bdad\b", "father"),
+    (r"spouse|married|\bwife\b|husband", "spouse"),
+    (r"sister|brother|sibling", "P3373"),
+    (r"\bchild|\bson\b|daughter", "P40"),
+    (r"gender|\bsex\b|male or female", "P21"),
+    (r"ethnic", "P172"),
+    (r"voice|tone does \{\} sing", "P412"),
+    (r"noble family|family lineage|dynasty", "P53"),
+    (r"taxon rank|taxonomic rank", "P105"),
+    (r"famil|genus|parent taxon", "P171"),
+    (r"endangered|conservation status|iucn|ecological status", "P141"),
+    (r"species|living being|organism", "P703"),
+    (r"constellation", "P59"),
+    (r"celestial body|moon or planet|planet|astronomical", "P376"),
+    (r"military branch|branch of the military|service branch", "P241"),
+    (r"military rank|\brank\b", "P410"),
+    (r"\bwar\b|conflict|battle", "P607"),
+    (r"fictional universe|narrative universe", "P1080"),
+    (r"fictional work|character named|appearance of|which show|show is \{\}|\bappears? in|present in", "P1441"),
+    (r"based on|basis of|adapted from", "P144"),
+    (r"illustrat", "P110"),
+    (r"production company|studio", "P272"),
+    (r"distribut", "P750"),
+    (r"original network|network|channel|broadcast|\baired\b", "P449"),
+    (r"screenwriter|screenplay|script", "screenwriter"),
+    (r"direct", "director"),
+    (r"\bcast\b|star of|starred|\bstar\b|actor|actress", "cast"),
+    (r"compos", "composer"),
+    (r"producer|\bproduced\b", "producer"),
+    (r"publish", "P123"),
+    (r"record label|\blabel\b", "P264"),
+    (r"series", "P179"),
+    (r"author|\bwrote\b|written by", "author"),
+    (r"language", "P407"),
+    (r"architectural style|style of architecture|\bstyle\b", "P149"),
+    (r"architect", "P84"),
+    (r"design", "P287"),
+    (r"discover|invent", "P61"),
+    (r"creator|created by|who created", "P170"),
+    (r"develop", "P178"),
+    (r"manufactur|made by|company made|company built|built by|which company made", "P176"),
+    (r"perform", "P175"),
+    (r"instrument", "P870"),
+    (r"named after|named for", "P138"),
+    (r"league", "P118"),
+    (r"stadium|home games|home ground|home venue|\bvenue\b", "P115"),
+    (r"position .*play|which position does \{\} play|in football, which position", "P413"),
+    (r"position (was )?held|position that \{\} held|title is held|office", "P39"),
+    (r"\bteam\b|\bclub\b", "P54"),
+    (r"college|universit|educated|school|alma mater|\bstud(y|ied)\b", "P69"),
+    (r"occupation|career|profession|for a living|\bjob\b", "P106"),
+    (r"\bsport\b", "sport"),
+    (r"genre|kind of music|type of music", "P136"),
+    (r"award|prize|honou?r", "P166"),
+    (r"political party|\bparty\b", "P102"),
+    (r"religio", "P140"),
+    (r"citizen|nationality|national identity", "P27"),
+    (r"country of origin|country did \{\} originate", "P495"),
+    (r"headquarter", "P159"),
+    (r"parent company|parent organi|subsidiary", "P749"),
+    (r"\bowns?\b|\bowned\b|owner", "P127"),
+    (r"operat", "P137"),
+    (r"industry|sector", "P452"),
+    (r"airport|transport hub|serve[sd]?\b", "P931"),
+    (r"body of water|\blake\b|\bsea\b|\bshore\b", "P206"),
+    (r"mouth|flows? into|tributary|river .* connect", "P403"),
+    (r"mountain range|\brange\b", "P4552"),
+    (r"\bcross", "P177"),
+    (r"continent", "P30"),
+    (r"border", "P47"),
+    (r"twin|sister city", "P190"),
+    (r"capital of \{\}|\{\}'s capital", "P36"),
+    (r"\{\} the capital", "P1376"),
+    (r"vessel|submarine|\bship\b|class of", "P289"),
+    (r"material|made of|made from", "P186"),
+    (r"entered service|commissioned|service entry", "P729"),
+    (r"launch", "P619"),
+    (r"platform|console", "P400"),
+    (r"(city|where|place|country|town).*(formed|founded|established|originat)|city of origin", "P740"),
+    (r"founded|formed|established|inception|\bstart", "P571"),
+    (r"\bend\b|ended|dissolved|ceased|final year|ending year|abolished|demolished", "P576"),
+    (r"\blives?\b|\blived\b|resid|home city|home town|hometown", "P551"),
+    (r"employ|work for|works for|workplace", "P108"),
+    (r"state|province|county|region|administrative|district", "P131"),
+    (r"country", "P17"),
+    (r"member of", "P463"),
+    (r"\bpart of\b", "P361"),
+)
+_ZSRE_RULES = tuple((re.compile(p), key) for p, key in ZSRE_RULES)
+
+
+def zsre_relation(template: str) -> str | None:
+    """The relation key a zsRE question template (its subject as ``{}``) asks, or None if no rule says."""
+    t = " ".join(template.lower().split())
+    return next((key or None for pat, key in _ZSRE_RULES if pat.search(t)), None)
+
+
+CLOSE += (
+    ("P569", "P570"), ("P570", "P509"), ("P20", "P509"), ("P19", "P569"), ("P20", "P570"), ("father", "P40"),
+    ("mother", "P40"), ("spouse", "P3373"), ("father", "spouse"), ("P3373", "P40"), ("P54", "P118"),
+    ("P54", "P115"), ("P413", "P54"), ("P118", "P115"), ("P171", "P105"), ("P171", "P703"), ("P141", "P105"),
+    ("P84", "P149"), ("P84", "P287"), ("P287", "P176"), ("P170", "P61"), ("P170", "author"), ("P123", "author"),
+    ("P272", "P750"), ("P272", "producer"), ("P449", "P272"), ("P179", "P1441"), ("P1441", "P1080"),
+    ("P144", "author"), ("P110", "author"), ("P571", "P576"), ("P571", "P740"), ("P749", "P127"),
+    ("P127", "P137"), ("P729", "P619"), ("P289", "P176"), ("P241", "P410"), ("P607", "P241"), ("P69", "P108"),
+    ("P551", "P19"), ("P551", "P937"), ("P102", "P463"), ("P166", "P106"), ("P277", "P178"), ("P400", "P178"),
+    ("P175", "composer"), ("P870", "P1303"), ("P59", "P361"), ("P131", "P17"), ("P17", "P27"), ("P412", "P1303"),
+)
+
+_BY_LABEL = {label.casefold(): key for key, labels in LABELS.items() for label in labels}
+_LABEL_FORM = (re.compile(r"the (?:name of the )?(.+?) of \{\} (?:is|are|was)"), re.compile(r"\{\} (.+)"))
+
+
+def relation_of(prompt: str, subject: str) -> str | None:
+    """The relation key a prompt about ``subject`` asks: a Wikidata label in KnowEdit's forms ("The
+    father of {} is", "{} father"), else what :func:`zsre_relation` reads in its words; None when
+    neither says (or the prompt does not name the subject)."""
+    if not subject or subject not in prompt:
+        return None
+    t = " ".join(prompt.replace(subject, "{}", 1).split()).rstrip(" ?.").casefold()
+    for pat in _LABEL_FORM:
+        m = pat.fullmatch(t)
+        if m and m.group(1) in _BY_LABEL:
+            return _BY_LABEL[m.group(1)]
+    return zsre_relation(t)
+
+
+# Wikidata property labels of relations no key above holds: KnowEdit-style prompts about the same subject
+# that ask something else ("{} legal form", "The color of {} is") are negatives for every fact.
+OTHER_LABELS: tuple[str, ...] = (
+    "given name", "family name", "legal form", "color", "cell component", "molecular function",
+    "biological process", "ortholog", "located in time zone", "population", "area", "elevation above sea level",
+    "coordinate location", "official website", "described by source", "different from", "said to be the same as",
+    "instance of", "topic's main category", "category of associated people", "height", "mass", "length", "width",
+    "number of children", "number of episodes", "number of seasons", "duration", "publication date", "start time",
+    "end time", "point in time", "date of official opening", "time of discovery or invention", "location of discovery",
+    "site of astronomical discovery", "apparent magnitude", "distance from Earth", "radius", "temperature",
+    "manner of death", "place of burial", "handedness", "eye color", "hair color", "blood type", "native label",
+    "name in native language", "nickname", "pseudonym", "academic degree", "doctoral advisor", "doctoral student",
+    "student of", "student", "influenced by", "notable work", "movement", "partner in business or sport",
+    "unmarried partner", "relative", "godparent", "stepparent", "head of government", "head of state",
+    "legislative body", "currency", "anthem", "motto text", "flag", "coat of arms", "emblem", "demonym",
+    "inception", "significant event", "participant in", "winner", "sponsor", "league level", "ranking",
+    "number of participants", "tracklist", "main subject", "characters", "narrative location", "filming location",
+    "set in period", "box office", "cost", "costume designer", "production designer", "film editor",
+    "director of photography", "voice actor", "original film format", "color process", "aspect ratio",
+    "copyright status", "license", "software version identifier", "operating system", "file format", "readable file format",
+    "source code repository", "stock exchange", "ticker symbol", "chief executive officer", "chairperson",
+    "founded by", "number of employees", "revenue", "net profit", "total assets", "product or material produced",
+    "brand", "subsidiary", "board member", "director / manager", "member count", "website account on",
+    "social media followers", "Commons category", "image", "logo image", "signature", "audio recording of the subject's spoken voice",
+    "lake inflows", "lake outflow", "drainage basin", "watershed area", "tributary", "length of the watercourse",
+    "highest point", "lowest point", "located in protected area", "heritage designation", "structural engineer",
+    "main building contractor", "architecture firm", "floors above ground", "maintained by", "connecting line",
+    "adjacent station", "number of platform tracks", "track gauge", "owned by", "significant person",
+    "religious order", "diocese", "patron saint", "wears", "sports discipline competed in", "country for sport",
+    "mass (of object)", "drafted by", "draft pick number", "coach of sports team", "captain", "number of points/goals/set scored",
+    "conservation status", "taxon common name", "endemic to", "habitat", "diet", "gestation period", "life expectancy",
+    "encoded by", "genomic start", "chromosome", "strand orientation", "physically interacts with", "medical condition",
+    "symptoms and signs", "drug used for treatment", "health specialty", "risk factor", "genetic association",
+)

@@ -9,8 +9,9 @@ are recovered from the template), plus hand-written relation phrasings
 (:mod:`bbedit.scope.pair_templates`) and invented companies, people and plans for the
 shape of user edits.
 
-Kinds of pairs: ``paraphrase``, ``alias``, ``case`` (positives); ``other_relation``,
-``close_relation``, ``other_subject``, ``similar_subject``, ``generic``,
+Kinds of pairs: ``paraphrase``, ``alias``, ``case``, ``spelling`` (the subject misspelt) (positives);
+``other_relation``, ``close_relation``, ``other_label`` (KnowEdit's form of a Wikidata property no relation
+here holds: "{} legal form"), ``other_subject``, ``similar_subject``, ``generic``,
 ``generic_subject``, ``named_question`` (a real question naming the subject that asks something
 else) (negatives). Every fact whose subject, and every pair whose query or
 prompt, occurs in an evaluation file (compared lower-cased without punctuation) is
@@ -44,8 +45,8 @@ EVALUATION_FILES = (
     "postedit/counterfact/edit_data.json", "postedit/counterfact/query_data.json", "postedit/zsre/edit_data.json",
     "postedit/zsre/query_data.json", "mquake/MQuAKE-hard.json", "general/NQ-open.dev.jsonl",
 )
-POSITIVE_KINDS = ("paraphrase", "alias", "case")
-NEGATIVE_KINDS = ("other_relation", "close_relation", "other_subject", "similar_subject", "generic",
+POSITIVE_KINDS = ("paraphrase", "alias", "case", "spelling")
+NEGATIVE_KINDS = ("other_relation", "close_relation", "other_label", "other_subject", "similar_subject", "generic",
                   "generic_subject", "named_question")
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _STOP = frozenset(["the", "of", "a", "an", "and", "in", "on", "at", "to", "for", "is", "was", "de", "la", "le", "von", "van", "da", "di", "del", "du", "st"])
@@ -120,9 +121,10 @@ def _jsonl(path: Path) -> list[Any]:
 
 
 def relation_forms(data: Path) -> dict[str, list[str]]:
-    """Every relation's phrasings: the hand-written forms plus ParaRel's patterns whose object
-    comes last (as statement prefixes, "[X] was born in" -> "{} was born in")."""
-    forms = {r: list(f) for r, (_, f) in T.RELATIONS.items()}
+    """Every relation's phrasings: the hand-written forms, the two forms of its Wikidata label
+    (:func:`~bbedit.scope.pair_templates.label_forms`) and ParaRel's patterns whose object comes last (as
+    statement prefixes, "[X] was born in" -> "{} was born in")."""
+    forms = {r: [*f, *(x for x in T.label_forms(r) if x not in f)] for r, (_, f) in T.RELATIONS.items()}
     folder = data / "pararel" / "graphs_json"
     for f in sorted(folder.glob("P*.jsonl")):
         rel = f.stem
@@ -241,7 +243,8 @@ def read_facts(data: Path, forms: dict[str, list[str]], rng: random.Random) -> t
                     seen.add((s, rel))
                     facts.append(Fact(s, rel, "popqa", aliases.get(s, ()), [q]))
                 break
-    # zsRE: a relation is a question template; rephrases give its other forms
+    # zsRE: a question template asks the relation its words name (pair_templates.zsre_relation), else one of
+    # its own; rephrases give its other forms
     z1k = _json(data / "zsre" / "zsre_mend_train-1k.json")
     ztemplates: dict[str, str] = {}
     for r in z1k:
@@ -250,7 +253,7 @@ def read_facts(data: Path, forms: dict[str, list[str]], rng: random.Random) -> t
             facts.append(Fact(s, "zsre:" + norm(src), "zsre", (), [src, r["rephrase"]]))
             continue
         t = src.replace(s, "{}", 1)
-        rel = "zsre:" + norm(t)
+        rel = T.zsre_relation(t) or "zsre:" + norm(t)
         ztemplates.setdefault(t, rel)
         forms.setdefault(rel, [])
         if t not in forms[rel]:
@@ -318,7 +321,53 @@ def _vary_case(text: str, rng: random.Random) -> str:
     return text.rstrip("?").rstrip() if rng.random() < 0.5 else text
 
 
-_SAME_SUBJECT_NEGATIVES = ("close_relation", "other_relation", "named_question", "similar_subject", "other_subject")
+_SAME_SUBJECT_NEGATIVES = ("close_relation", "other_relation", "other_label", "named_question", "similar_subject",
+                           "other_subject")
+
+
+_ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII", "XIII", "XIV")
+
+
+def renumber(name: str, rng: random.Random) -> str | None:
+    """Another thing named like ``name``: its number or Roman numeral changed, or (one time in five, for
+    a name without one) a model number put after it; None otherwise."""
+    words = name.split(" ")
+    for i, w in enumerate(words):
+        if w in _ROMAN:
+            words[i] = rng.choice([r for r in _ROMAN if r != w])
+            return " ".join(words)
+        m = re.search(r"\d+", w)
+        if m:
+            n = int(m.group())
+            words[i] = w[:m.start()] + str(n + rng.choice([-1, 1, 2, 10]) if n > 1 else n + 1) + w[m.end():]
+            return " ".join(words)
+    return f"{name} {rng.choice(['2', '3', '8', 'X', 'II', 'Pro 2'])}" if rng.random() < 0.2 else None
+
+
+def misspell(name: str, rng: random.Random) -> str | None:
+    """``name`` as people mistype it: one letter dropped, doubled, swapped with its neighbour or replaced in
+    one of its longer words, or a possessive "s" added or lost; None when no word is long enough."""
+    words = name.split(" ")
+    long = [i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha()]
+    if not long:
+        return None
+    i = rng.choice(long)
+    w = words[i]
+    j = rng.randrange(1, len(w) - 1)
+    how = rng.randrange(5)
+    if how == 0:
+        w = w[:j] + w[j + 1:]
+    elif how == 1:
+        w = w[:j] + w[j] + w[j:]
+    elif how == 2:
+        w = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+    elif how == 3:
+        w = w[:j] + rng.choice("aeiourstnl") + w[j + 1:]
+    else:
+        w = w[:-1] if w.endswith("s") else w + "s"
+    words[i] = w
+    out = " ".join(words)
+    return out if out != name else None
 
 
 def _content(text: str) -> set[str]:
@@ -352,9 +401,18 @@ class _Generator:
             self.close[a].append(b)
             self.close[b].append(a)
         self.inverse: dict[str, set[str]] = defaultdict(set)
-        for a, b in T.INVERSE:
+        for a, b in (*T.INVERSE, *T.INTERCHANGEABLE):  # never each other's negatives
             self.inverse[a].add(b)
             self.inverse[b].add(a)
+        # the content words of each relation's forms: a negative must not ask with a relation's own words
+        self.words: dict[str, list[set[str]]] = {r: [_content(f.replace("{}", " ")) for f in fs]
+                                                 for r, fs in self.forms.items()}
+        known = {label.casefold() for labels in T.LABELS.values() for label in labels}
+        self.other_labels = [x for x in T.OTHER_LABELS if x.casefold() not in known]
+        self.labels_by_token: dict[str, list[str]] = defaultdict(list)
+        for x in self.other_labels:
+            for t in _content(x):
+                self.labels_by_token[t].append(x)
         self.generic_by_token: dict[str, list[str]] = defaultdict(list)
         for q in self.generic:
             for t in _content(q):
@@ -362,6 +420,15 @@ class _Generator:
 
     def _form(self, rel: str, exclude: str | None = None) -> str | None:
         fs = [f for f in self.forms.get(rel, []) if f != exclude]
+        return self.rng.choice(fs) if fs else None
+
+    def _other_form(self, rel: str, own: str) -> str | None:
+        """A form of ``rel`` to be a negative for a fact of relation ``own``: none whose content words
+        are (or hold, or are held by) those of one of ``own``'s forms ("{} was developed by" is not
+        another relation than "{} is developed by", whichever relation ParaRel files it under)."""
+        mine = [w for w in self.words.get(own, []) if w]
+        fs = [f for f, w in zip(self.forms.get(rel, []), self.words.get(rel, []), strict=True)
+              if w and not any(w <= m or m <= w for m in mine)]
         return self.rng.choice(fs) if fs else None
 
     def pairs_of(self, f: Fact) -> list[Pair]:
@@ -395,11 +462,16 @@ class _Generator:
             add(_fill(self._form(f.relation) or pos_form, rng.choice(f.aliases)), 1, "alias")
         if rng.random() < 0.25:
             add(_vary_case(rng.choice([prompt, *others]), rng), 1, "case")
+        typo = misspell(f.subject, rng) if rng.random() < 0.3 else None
+        if typo is not None:
+            said = [p for p in [prompt, *others] if f.subject in p]
+            if said:
+                add(rng.choice(said).replace(f.subject, typo, 1), 1, "spelling")
         # negatives: same subject another relation (a close one when there is one)
         g = _group(f.relation)
         close = [r for r in self.close.get(f.relation, []) if r in self.forms]
         if close:
-            form = self._form(rng.choice(close))
+            form = self._other_form(rng.choice(close), f.relation)
             if form:
                 add(_fill(form, rng.choice([f.subject, *f.aliases])), 0, "close_relation")
         pool = [r for r in self.rels_of_group.get(g if g not in ("cf", "zsre") else "person", [])
@@ -409,9 +481,22 @@ class _Generator:
             pool = [r for r in self.rels_of_group["zsre"] if r != f.relation and _jaccard(_content(r), mine) < 0.34]
         if pool and (g != "cf"):
             for _ in range(2 if not close else 1):
-                form = self._form(rng.choice(pool))
+                form = self._other_form(rng.choice(pool), f.relation)
                 if form:
                     add(_fill(form, f.subject), 0, "other_relation")
+        # the relation by its Wikidata label, as KnowEdit asks it ("{} parent taxon" for "Which family does
+        # {} belong to?")
+        labelled = T.label_forms(f.relation)
+        if labelled and rng.random() < 0.5:
+            add(_fill(rng.choice(labelled), rng.choice([f.subject, f.subject, *f.aliases])), 1, "paraphrase")
+        # a Wikidata property no relation here holds, in KnowEdit's forms ("{} legal form"); half the time one
+        # that shares a word with the prompt ("given name" against "What is the name of {}'s father?")
+        if rng.random() < 0.5:
+            sharing = [x for t in sorted(_content(prompt)) for x in self.labels_by_token.get(t, [])]
+            label = rng.choice(sharing if sharing and rng.random() < 0.5 else self.other_labels)
+            if not any(_content(label) <= m or m <= _content(label) for m in self.words.get(f.relation, []) if m):
+                add((f"The {label} of {{}} is" if rng.random() < 0.5 else f"{{}} {label}").replace("{}", f.subject),
+                    0, "other_label")
         # same relation, another subject (CF's own locality prompt when given)
         if f.negatives:
             add(rng.choice(f.negatives), 0, "other_subject")
@@ -431,6 +516,11 @@ class _Generator:
                 form = self._form(f.relation) or prompt.replace(f.subject, "{}")
                 add(_fill(form, rng.choice(near)) if "{}" in form else "", 0, "similar_subject")
                 break
+        # the same name with another number ("Clement XIII" / "Clement XII", "Route 23" / "Route 42"), or a
+        # numbered one inside it ("iPhone 8" against "iPhone"): another thing, same relation
+        renumbered = renumber(f.subject, rng)
+        if renumbered is not None and f.subject in prompt:
+            add(prompt.replace(f.subject, renumbered, 1), 0, "similar_subject")
         # generic questions about other things (sometimes sharing a word with the prompt)
         if rng.random() < 0.35:
             share = [q for t in sorted(_content(prompt)) for q in self.generic_by_token.get(t, [])[:50]]

@@ -22,6 +22,7 @@ projection (:func:`choose_supersede_threshold`), both written into the model fil
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -116,6 +117,22 @@ def featurise_pairs(memory: EditMemory, pairs: Sequence[Pair], edit_of: dict[tup
     return Rows(np.stack(xs), np.asarray(ys, np.float32), np.asarray(qs), np.stack(qc), np.stack(ec))
 
 
+def _cached_rows(cache: Path | None, key: str, make: Any) -> tuple[Rows, Rows]:
+    """``make()`` (the training and dev rows), or the rows saved in ``cache`` under ``key`` (a digest of
+    the pairs and the embedder): featurising is most of a training run, and a model variant needs none."""
+    f = cache / f"rows-{key}.npz" if cache is not None else None
+    if f is not None and f.exists():
+        z = np.load(f)
+        log.info("training rows read from %s", f)
+        return tuple(Rows(*(z[f"{s}_{n}"] for n in ("x", "y", "qidx", "q_ctx", "e_ctx"))) for s in ("t", "d"))  # type: ignore[return-value]
+    rows_t, rows_d = make()
+    if f is not None:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(f, **{f"{s}_{n}": getattr(r, n) for s, r in (("t", rows_t), ("d", rows_d))
+                       for n in ("x", "y", "qidx", "q_ctx", "e_ctx")})
+    return rows_t, rows_d
+
+
 def query_decisions(scores: np.ndarray, rows: Rows, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per query: the best candidate's score and its label (1, 0, -1 unknown; -2 no candidate)."""
     best = np.full(n, -1.0)
@@ -178,10 +195,10 @@ def train_from_pairs(data: str | Path, out: str | Path | None = None, *, n_train
                      seed: int = 0, target_precision: float | None = None, kind_weights: dict[str, float] | None = None,
                      embedder: Any = None, hidden: int = 32, epochs: int = 400,
                      compare: str | Path | None = None, dev_fraction: float = 0.1,
-                     by_relation: bool = True) -> dict[str, Any]:
+                     by_relation: bool = True, rows_cache: str | Path | None = None) -> dict[str, Any]:
     """Fit the relation projection and the scorer on ``n_train`` training facts (their pairs as
     queries) with ``n_dev`` dev facts held out for the threshold (:func:`choose_threshold`); write the
-    model JSON to ``out``.
+    model JSON to ``out``. ``rows_cache`` (a folder) keeps the featurised rows for a rerun on the same pairs.
 
     Returns a summary (counts, dev precision/recall per threshold, per pair kind). Raises
     ConfigError when a training file under ``data`` is missing.
@@ -198,10 +215,16 @@ def train_from_pairs(data: str | Path, out: str | Path | None = None, *, n_train
     rel_of_key = {_fact_key(p): p.relation for p in (*train, *dev) if p.relation}
     relation_of = {e.id: rel_of_key[k] for k, e in edit_of.items() if k in rel_of_key} if by_relation else None
     memory = EditMemory(embedder=embedder)
-    log.info("storing %d facts (%d train pairs, %d dev pairs)", len(edits), len(train), len(dev))
-    memory.add_many(edits, supersede=False, progress=True)
-    rows_t = featurise_pairs(memory, train, edit_of, relation_of=relation_of)
-    rows_d = featurise_pairs(memory, dev, edit_of)  # dev keeps the plain labels: the same measure for every model
+
+    def make() -> tuple[Rows, Rows]:
+        log.info("storing %d facts (%d train pairs, %d dev pairs)", len(edits), len(train), len(dev))
+        memory.add_many(edits, supersede=False, progress=True)
+        return (featurise_pairs(memory, train, edit_of, relation_of=relation_of),
+                featurise_pairs(memory, dev, edit_of))  # dev keeps the plain labels: the same measure for every model
+
+    digest = hashlib.sha256(json.dumps([memory.embedder_name, FEATURES, by_relation,
+                                        [p.to_dict() for p in (*train, *dev)]]).encode()).hexdigest()[:16]
+    rows_t, rows_d = _cached_rows(Path(rows_cache) if rows_cache is not None else None, digest, make)
     t_feat = time.perf_counter() - t0
     known = rows_t.y >= 0
     named = known & (rows_t.x[:, FEATURES.index("subject_named")] > 0)
@@ -279,12 +302,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--no-relation-labels", action="store_true",
                     help="leave other edits of a positive query's subject unlabelled instead of labelling them by relation")
     ap.add_argument("--compare", help="another model JSON scored on the same dev rows (e.g. the shipped gate)")
+    ap.add_argument("--rows-cache", help="folder that keeps the featurised rows between runs on the same pairs")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     s = train_from_pairs(a.data, a.out, n_train=a.n_train, n_dev=a.n_dev, seed=a.seed,
                          target_precision=a.target_precision,
                          kind_weights={"other_relation": a.other_relation_weight}, compare=a.compare,
-                         by_relation=not a.no_relation_labels)
+                         by_relation=not a.no_relation_labels, rows_cache=a.rows_cache)
     if a.summary:
         Path(a.summary).write_text(json.dumps(s, indent=1))
     print(json.dumps({k: s[k] for k in ("threshold", "dev_precision", "dev_recall", "dev_per_kind",
