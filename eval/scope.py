@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from bbedit.evaluation.cases import load_dataset
+from bbedit.evaluation.harness import neighbours_in_scope
 from bbedit.evaluation.report import DATA_ROOT, md_table, write_results
-from bbedit.evaluation.scope_bench import judge_many, knowedit_queries, metrics
+from bbedit.evaluation.scope_bench import judge_many, metrics
 from bbedit.memory.memory import EditMemory
 from bbedit.memory.relation import BUILTIN_MODEL
 from bbedit.routing import Router
@@ -100,7 +101,7 @@ def counterfact(data: Path, n: int) -> tuple[EditMemory, list[LabelledQuery], di
                                 "locality_in_scope_of_other_edit": sum(q.kind == "locality" and q.in_scope for q in qs)}
 
 
-def from_dataset(path: Path, n: int | None, kinds: dict[str, bool]) -> tuple[EditMemory, list[LabelledQuery], dict[str, Any]]:
+def from_dataset(path: Path, n: int | None, kinds: Sequence[str]) -> tuple[EditMemory, list[LabelledQuery], dict[str, Any]]:
     ds = load_dataset(path, on_error="skip")  # PostEdit's zsRE edit set has records with empty targets
     edits = ds.edits()
     keep = set(_sample(len(ds.cases), n)) if n is not None else set(range(len(ds.cases)))
@@ -110,18 +111,38 @@ def from_dataset(path: Path, n: int | None, kinds: dict[str, bool]) -> tuple[Edi
             continue
         for p in c.probes:
             if p.kind in kinds:
-                ids = frozenset(e.id for e in c.edits) if kinds[p.kind] else frozenset()
+                ids = frozenset(e.id for e in c.edits) if p.should_route else frozenset()
                 qs.append(LabelledQuery(p.text, ids, p.label or p.kind, i))
     return _memory(edits), qs, {"cases_sampled": len(keep), "edits": len(edits)}
 
 
+def postedit_neighbours(data: Path, mem: EditMemory, qs: Sequence[LabelledQuery]) -> tuple[list[LabelledQuery], int]:
+    """PostEdit's CounterFact neighbours that name the subject of another stored edit of the same relation
+    (CounterFact reuses subjects: "In Lugano, an official language is" is a neighbour of one edit while
+    "The official language of Lugano is" is another's prompt) are in scope of that edit, as the
+    postedit-counterfact suite counts them (:func:`bbedit.evaluation.harness.neighbours_in_scope`)."""
+    cases = load_dataset(data / "postedit" / "counterfact" / "query_data.json", on_error="skip").cases
+    texts = {q.text for q in qs if q.kind == "neighbor"}
+    own = {q.text: cases[q.case].edits[0].id for q in qs if q.kind == "neighbor"}  # each neighbour with its case's edit
+    edits = mem.list()
+
+    def record(e: Edit, neighbour: str = "") -> dict[str, str]:
+        return {"subject": e.subject, "prompt": e.prompt, "target_new": e.target_new, "ground_truth": e.target_old or "",
+                "rephrase_prompt": "", "locality_prompt": neighbour, "locality_ground_truth": ""}
+
+    queries = [record(mem.get(eid), t) for t, eid in own.items()]
+    catalogue = [r for f in ("counterfact-edit.json", "counterfact-train.json")
+                 if (p := data / "counterfact" / f).is_file() for r in json.loads(p.read_text(encoding="utf-8"))]
+    found = neighbours_in_scope([record(e) for e in edits], [e.id for e in edits], texts, [*queries, *catalogue])
+    out = [LabelledQuery(q.text, frozenset(found[q.text]), "neighbor_same_fact", q.case) if q.text in found else q
+           for q in qs]
+    return out, sum(q.text in found for q in qs)
+
+
 def knowedit(data: Path, n: int) -> tuple[EditMemory, list[LabelledQuery], dict[str, Any]]:
-    cases = json.loads((data / "knowedit" / "ZsRE-test-all.json").read_text())
-    edits = [Edit(subject=c["subject"], prompt=c["prompt"], target_new=c["target_new"], id=f"ke-{i}")
-             for i, c in enumerate(cases)]
-    keep = set(_sample(len(cases), n))
-    qs = [q for q in knowedit_queries(cases, [e.id for e in edits]) if q.case in keep]
-    return _memory(edits), qs, {"cases_sampled": len(keep), "edits": len(edits)}
+    """KnowEdit ZsRE through the dataset loader: a Relation_Specificity prompt that asks the edited fact
+    (its answer is the edit's old answer) is in scope, as the loader reads it."""
+    return from_dataset(data / "knowedit" / "ZsRE-test-all.json", n, ("reliability", "generalization", "locality"))
 
 
 def mquake(data: Path, n: int) -> tuple[EditMemory, list[LabelledQuery], dict[str, Any]]:
@@ -249,7 +270,7 @@ def load_set(name: str, data: Path, cases: int) -> tuple[EditMemory, list[Labell
     """One evaluation set by name (:data:`SETS`): a memory holding all its edits, the labelled queries of
     a seeded sample of ``cases`` cases (every stored edit of the same fact counts as right), and what
     was loaded."""
-    qa = {"reliability": True, "generalization": True, "locality": False}
+    qa = ("reliability", "generalization", "locality")
     if name == "counterfact":
         mem, qs, info = counterfact(data, cases)
     elif name == "zsre":
@@ -258,6 +279,8 @@ def load_set(name: str, data: Path, cases: int) -> tuple[EditMemory, list[Labell
         mem, qs, info = knowedit(data, cases)
     elif name.startswith("postedit_"):
         mem, qs, info = from_dataset(data / "postedit" / name.split("_", 1)[1] / "query_data.json", cases, qa)
+        if name == "postedit_counterfact":
+            qs, info["neighbours_in_scope_of_an_edit"] = postedit_neighbours(data, mem, qs)
     elif name == "mquake":
         mem, qs, info = mquake(data, cases)
     else:
@@ -452,9 +475,11 @@ alone; the cosine baseline accepts the nearest edit when its cosine is at least 
 edits in memory; queries come from a seeded sample of {a.cases} cases per set (PostEdit: all queries of
 {a.cases} sampled edits). A query counts as a true positive only when the gate accepts a right edit.
 In scope: CounterFact prompt/rephrase (a locality prompt whose subject has an edit of the same relation
-is in scope of that edit), zsRE src/rephrase, KnowEdit prompt/rephrase, PostEdit naive/paraphrase,
-MQuAKE single hops of edited facts. Out of scope: CounterFact locality, zsRE loc (NQ), KnowEdit
-Relation_Specificity, PostEdit neighbor, MQuAKE single hops no edit rewrote.
+is in scope of that edit), zsRE src/rephrase, KnowEdit prompt/rephrase and the Relation_Specificity
+prompts that ask the edited fact (their answer is the edit's old answer: `Relation_Specificity_same_fact`,
+as the dataset loader reads them), PostEdit naive/paraphrase, MQuAKE single hops of edited facts. Out of
+scope: CounterFact locality, zsRE loc (NQ), KnowEdit's other Relation_Specificity prompts, PostEdit
+neighbor, MQuAKE single hops no edit rewrote.
 
 Precision / recall:
 

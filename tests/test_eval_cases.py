@@ -142,17 +142,48 @@ def test_knowedit_lists_and_nested_answers(tmp_path: Path) -> None:
     loc = c.of_kind("locality")
     assert loc[0].label == "Relation_Specificity" and loc[0].answers == ("genus",)
     port = c.of_kind("portability")
-    assert [p.label for p in port] == ["Reasoning", "Subject_Aliasing", "Subject_Aliasing"]
+    # "Which family does E. belong to?" is the edit's prompt with the subject named "E.": it asks the edit
+    # itself (and gives the edit that alias); "E.'s family?" is read as the dataset files it
+    assert [p.label for p in port] == ["Reasoning", "Subject_Aliasing"]
     assert port[1].answers == ("Noctuidae", "owlets")
+    alias = [p for p in c.of_kind("generalization") if p.label == "Subject_Aliasing"]
+    assert [p.text for p in alias] == ["Which family does E. belong to?"] and alias[0].answers == ("Noctuidae",)
+    assert c.edits[0].aliases == ("E.",)
 
 
 def test_knowedit_wikidata(tmp_path: Path) -> None:
     c = load_dataset(write(tmp_path / "wiki.json", KNOWEDIT_WIKIDATA)).cases[0]
     assert c.edits[0].target_old == "writer"
     assert c.of_kind("generalization")[0].text == "Kurt Vonnegut works as a"
-    assert [p.label for p in c.of_kind("locality")] == ["Relation_Specificity", "Forgetfulness"]
-    assert c.of_kind("locality")[0].answers == ("Indianapolis",)
+    loc = c.of_kind("locality")
+    assert [p.label for p in loc] == ["Relation_Specificity", "Forgetfulness"]
+    assert loc[0].answers == ("Indianapolis",)
+    # a Forgetfulness prompt asks the edited relation: its answer must stay, but a gate must route it
+    assert [p.should_route for p in loc] == [False, True] and not loc[1].in_scope
     assert c.of_kind("portability")[0].answers == ("yes",)
+
+
+def test_knowedit_relation_specificity_that_asks_the_edited_fact_is_in_scope(tmp_path: Path) -> None:
+    rec = {"subject": "Butterfly Cluster", "prompt": "What constellation is home to Butterfly Cluster?",
+           "target_new": "Orion", "ground_truth": ["Scorpius"],
+           "locality": {"Relation_Specificity": [
+               {"prompt": "The constellation of Butterfly Cluster is", "ground_truth": ["scorpius"]},
+               {"prompt": "Butterfly Cluster constellation", "ground_truth": ["Sagittarius"]},  # the same relation
+               {"prompt": "Butterfly Cluster distance from Earth", "ground_truth": ["1,600 light years"]}]}}
+    c = load_dataset(write(tmp_path / "k.json", [rec])).cases[0]
+    same = [p for p in c.of_kind("generalization") if p.label == "Relation_Specificity_same_fact"]
+    assert [p.text for p in same] == ["The constellation of Butterfly Cluster is", "Butterfly Cluster constellation"]
+    assert same[0].answers == ("Orion",) and same[0].old_answers == ("Scorpius",)
+    assert [p.text for p in c.of_kind("locality")] == ["Butterfly Cluster distance from Earth"]
+
+
+def test_knowedit_aliases_reach_an_imported_edit(tmp_path: Path) -> None:
+    rec = {**KNOWEDIT_WIKIDATA[0], "portability": {"Subject_Aliasing": [
+        {"prompt": "The occupation of Kurt Vonnegut Jr. is", "ground_truth": ["chef"]},
+        {"prompt": "Kurt Vonnegut Jr. works as a", "ground_truth": ["chef"]},  # the rephrase, same alias
+        {"prompt": "What does K. V. cook?", "ground_truth": ["food"]}]}}
+    edits = read_edits(write(tmp_path / "wiki.json", [rec]))
+    assert edits[0].aliases == ("Kurt Vonnegut Jr.",)
 
 
 def test_mquake_several_edits_per_case(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 from bbedit.errors import ConfigError, EditFileError, InvalidEdit
 from bbedit.memory import formats
+from bbedit.scope.pair_templates import relation_of
 from bbedit.types import Edit
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class Probe:
     old_answers: tuple[str, ...] = ()
     reference: str | None = None
     label: str = ""
+    route: bool | None = None  # whether a gate should route it to the case's edit, when not as its kind says
+
 
     def __post_init__(self) -> None:
         if self.kind not in PROBE_KINDS:
@@ -61,7 +64,15 @@ class Probe:
 
     @property
     def in_scope(self) -> bool:
+        """Whether the answer should follow the edit (its kind is not ``locality``)."""
         return self.kind in IN_SCOPE_KINDS
+
+    @property
+    def should_route(self) -> bool:
+        """Whether the query is about the case's edit, so that a scope gate should route it there. As
+        :attr:`in_scope`, except for probes that ask the edited fact yet judge another answer
+        (KnowEdit's ``Forgetfulness``: the other objects of a one-to-many relation must stay)."""
+        return self.in_scope if self.route is None else self.route
 
 
 @dataclass(frozen=True)
@@ -182,17 +193,50 @@ def _zsre(rec: Mapping[str, Any], index: int) -> Case:
 
 
 def _knowedit(rec: Mapping[str, Any], index: int) -> Case:
-    edit = formats.edit_from_record(rec, "knowedit", index)
+    """KnowEdit (ZsRE and WikiData). Its groups are read for what they ask, not only by their name:
+
+    - ``Subject_Aliasing`` prompts that are the edit's prompt (or rephrase) with the subject named
+      another way ask the edit itself: they are ``generalization`` probes, and the other name becomes an
+      alias of the edit; the rest (KnowEdit ZsRE's are often other questions) stay ``portability``;
+    - a ``Relation_Specificity`` prompt that asks the edited fact in other words is a ``generalization``
+      probe: its answer is the edit's old answer (390 of KnowEdit ZsRE's 2,602, e.g. "The constellation
+      of Butterfly Cluster is" for "What constellation is home to Butterfly Cluster?"), or it names the
+      relation the edit's prompt asks ("Ilgar Nabiyev member of sports team" for "Which sports team is
+      Ilgar Nabiyev playing for?"; :func:`~bbedit.scope.pair_templates.relation_of`);
+    - ``Forgetfulness`` prompts ask the edited relation of the subject ("..., which is not X, is") and judge
+      the objects that must stay: ``locality`` answers, routed to the edit (:attr:`Probe.should_route`).
+    """
+    edit = formats.edit_from_record(rec, "knowedit", index)  # with the aliases its Subject_Aliasing prompts give
     new, old = (edit.target_new,), _strs(rec.get("ground_truth"), "ground_truth")
+    rephrases = _strs(rec.get("rephrase_prompt") or rec.get("rephrase"), "rephrase_prompt")
+    portability = _obj(rec.get("portability") or {}, "portability")
+    aliased = [(p, answers) for p, answers in _pairs(portability.get("Subject_Aliasing") or [],
+                                                      "portability.Subject_Aliasing", ("prompt",), ("ground_truth", "answer"))]
+    alias_probes = {p for p, _ in aliased if formats.other_name(p, edit.subject, (edit.prompt, *rephrases)) is not None}
     probes = [Probe(edit.prompt, "reliability", new, old)]
-    probes += [Probe(p, "generalization", new, old) for p in _strs(rec.get("rephrase_prompt") or rec.get("rephrase"),
-                                                                  "rephrase_prompt")]
-    for kind, key in (("locality", "locality"), ("portability", "portability")):
-        groups = rec.get(key) or {}
-        for label, items in _obj(groups, key).items():
-            for p, answers in _pairs(items, f"{key}.{label}", ("prompt",), ("ground_truth", "answer")):
-                probes.append(Probe(p, kind, answers, label=label))
+    probes += [Probe(p, "generalization", new, old) for p in rephrases]
+    olds = {_answer_key(a) for a in old}
+    asks = relation_of(edit.prompt, edit.subject)
+    for label, items in _obj(rec.get("locality") or {}, "locality").items():
+        for p, answers in _pairs(items, f"locality.{label}", ("prompt",), ("ground_truth", "answer")):
+            if label == "Relation_Specificity" and ((olds and {_answer_key(a) for a in answers} & olds)
+                                                    or (asks is not None and relation_of(p, edit.subject) == asks)):
+                probes.append(Probe(p, "generalization", new, old, label="Relation_Specificity_same_fact"))
+            else:
+                probes.append(Probe(p, "locality", answers, label=label, route=True if label == "Forgetfulness" else None))
+    for label, items in portability.items():
+        if label == "Subject_Aliasing":
+            for p, answers in aliased:
+                probes.append(Probe(p, "generalization", new, old, label=label) if p in alias_probes
+                              else Probe(p, "portability", answers, label=label))
+            continue
+        for p, answers in _pairs(items, f"portability.{label}", ("prompt",), ("ground_truth", "answer")):
+            probes.append(Probe(p, "portability", answers, label=label))
     return Case(edit.id, (edit,), tuple(probes))
+
+
+def _answer_key(text: str) -> str:
+    return " ".join(text.casefold().split()).strip(" .")
 
 
 def _qaedit(rec: Mapping[str, Any], index: int) -> Case:

@@ -4,8 +4,9 @@ Every edit of the dataset (and of ``distractors``) goes into one in-process memo
 routed through a :class:`~bbedit.routing.Router` with the gate users get (the built-in one, or the
 one saved with ``--memory``) and with the plain baseline (top-1 MiniLM cosine at one fixed
 threshold, 0.80). In scope: a case's ``reliability`` and ``generalization`` probes, of that case's
-edits; out of scope: its ``locality`` probes and every question of ``nq`` (one per line, or JSON
-lines / a JSON list with a ``question`` field). Portability and multi-hop probes ask for
+edits, and locality probes that still ask the edited fact (KnowEdit's ``Forgetfulness``,
+:attr:`~bbedit.evaluation.cases.Probe.should_route`); out of scope: its other ``locality`` probes and
+every question of ``nq`` (one per line, or JSON lines / a JSON list with a ``question`` field). Portability and multi-hop probes ask for
 reasoning over an edit rather than the edit itself and are not scored here.
 
 A probe counts as a true positive only when the gate accepts one of its own edits. Per probe kind
@@ -38,7 +39,7 @@ from bbedit.types import Edit
 log = logging.getLogger(__name__)
 
 COSINE_THRESHOLD = 0.80
-SCORED_KINDS = {"reliability": True, "generalization": True, "locality": False}
+SCORED_KINDS = ("reliability", "generalization", "locality")
 
 
 def _fact_key(e: Edit) -> tuple[str, str]:
@@ -56,7 +57,7 @@ def dataset_probes(ds: Dataset) -> list[Probe]:
         ids = frozenset(x for e in c.edits for x in repeats.get(_fact_key(e), {e.id}))
         for p in c.probes:
             if p.kind in SCORED_KINDS:
-                out.append(Probe(p.text, ids if SCORED_KINDS[p.kind] else frozenset(), p.label or p.kind, i))
+                out.append(Probe(p.text, ids if p.should_route else frozenset(), p.label or p.kind, i))
     return out
 
 

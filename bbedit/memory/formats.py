@@ -20,7 +20,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -222,6 +222,41 @@ def _read_rome(rec: Mapping[str, Any], index: int, prefix: str) -> Edit:
                 target_old=None if true is None else _opt(_obj(true, "requested_rewrite.target_true"), "str"))
 
 
+def other_name(query: str, subject: str, prompts: Sequence[str]) -> str | None:
+    """The name ``query`` uses for ``subject`` when it is one of ``prompts`` with the subject named
+    another way ("The occupation of Samuel Clemens is" against "The occupation of Mark Twain is"), else None."""
+    q = " ".join(query.split())
+    for prompt in prompts:
+        prompt = " ".join(prompt.split())
+        at = prompt.find(subject)
+        if at < 0:
+            continue
+        head, tail = prompt[:at], prompt[at + len(subject):]
+        if q.startswith(head) and q.endswith(tail) and len(q) > len(head) + len(tail):
+            name = q[len(head):len(q) - len(tail)].strip(" ,")
+            if name and name != subject and len(name) <= 120:
+                return name
+    return None
+
+
+def _read_knowedit(rec: Any, index: int, prefix: str) -> Edit:
+    """KnowEdit: a flat record whose ``Subject_Aliasing`` portability prompts, where they are the edit's
+    prompt (or rephrase) with the subject named another way, give the subject's aliases."""
+    edit = _flat("knowedit", "prompt", "target_new", "ground_truth")(rec, index, prefix)
+    rephrase = rec.get("rephrase_prompt") or rec.get("rephrase")
+    prompts = [edit.prompt, *([rephrase] if isinstance(rephrase, str) else [])]
+    port = rec.get("portability")
+    items = port.get("Subject_Aliasing") if isinstance(port, Mapping) else None
+    aliases: list[str] = []
+    for item in items if isinstance(items, list) else []:
+        texts = item.get("prompt") if isinstance(item, Mapping) else None
+        for text in [texts] if isinstance(texts, str) else texts if isinstance(texts, list) else []:
+            name = other_name(text, edit.subject, prompts) if isinstance(text, str) else None
+            if name is not None and name.casefold() not in {a.casefold() for a in (edit.subject, *aliases)}:
+                aliases.append(name)
+    return replace(edit, aliases=tuple(aliases)) if aliases else edit
+
+
 def _read_postedit(rec: Any, index: int, prefix: str) -> Edit:
     rec = _obj(rec)
     prompt = _req(rec, "requested_rewrite")
@@ -259,7 +294,7 @@ _SPECS: dict[str, _Spec] = {
                          lambda e, n: {"case_id": n, "prompt": e.prompt, "subject": e.subject,
                                        "target_new": e.target_new, "ground_truth": e.target_old or ""}),
     "zsre": _Spec(_flat("zsre", "src", "alt", "answers"), "zsre"),
-    "knowedit": _Spec(_flat("knowedit", "prompt", "target_new", "ground_truth"), "knowedit"),
+    "knowedit": _Spec(_read_knowedit, "knowedit"),
     "qaedit": _Spec(_flat("qaedit", "prompt", "target", "", "id"), "qaedit"),
     "wise": _Spec(_read_question("wise", "prompt"), "wise"),
     "triviaqa": _Spec(_read_question("triviaqa", "question"), "trivia"),
@@ -433,8 +468,9 @@ def detect_format(path: PathLike) -> str:
 
 
 def iter_edits(path: PathLike, format: str = "auto", *, on_error: str = "raise",
-               id_prefix: str | None = None) -> Iterator[Edit]:
-    """The edits in a file, converted lazily; arguments and errors as for :func:`read_edits`.
+               id_prefix: str | None = None, skipped: list[tuple[int | None, str]] | None = None) -> Iterator[Edit]:
+    """The edits in a file, converted lazily; arguments and errors as for :func:`read_edits`. With
+    ``on_error="skip"``, ``skipped`` (a list) also receives (line, message) of each bad record.
 
     The file is read, and ``format``/``on_error`` checked, before this returns.
     """
@@ -445,7 +481,7 @@ def iter_edits(path: PathLike, format: str = "auto", *, on_error: str = "raise",
     path = os.fspath(path)
     text = _read_text(path)
     spec = _SPECS[_detect(path, text) if format == "auto" else format]
-    return _convert(path, text, spec, on_error, spec.id_prefix if id_prefix is None else id_prefix)
+    return _convert(path, text, spec, on_error, spec.id_prefix if id_prefix is None else id_prefix, skipped)
 
 
 def _same_as_seen(id_: str, content: dict[str, Any], seen: dict[str, tuple[dict[str, Any], str]]) -> str | None:
@@ -460,7 +496,8 @@ def _same_as_seen(id_: str, content: dict[str, Any], seen: dict[str, tuple[dict[
     return None  # pragma: no cover - the loop ends at the first free id
 
 
-def _convert(path: str, text: str, spec: _Spec, on_error: str, prefix: str) -> Iterator[Edit]:
+def _convert(path: str, text: str, spec: _Spec, on_error: str, prefix: str,
+             skipped: list[tuple[int | None, str]] | None = None) -> Iterator[Edit]:
     seen: dict[str, tuple[dict[str, Any], str]] = {}
     index = -1
     for where, line, value, json_error in _records(path, text):
@@ -490,6 +527,8 @@ def _convert(path: str, text: str, spec: _Spec, on_error: str, prefix: str) -> I
             if on_error == "raise":
                 raise EditFileError(path, message, line=line) from e
             log.warning("%s:%s: skipping bad edit record: %s", path, line, message)
+            if skipped is not None:
+                skipped.append((line, message))
             continue
         if edit.subject.lower() not in edit.prompt.lower():
             log.debug("%s: %s: subject %r does not occur in prompt %r", path, place, edit.subject, edit.prompt)

@@ -4,19 +4,14 @@ edits are new, already stored, or clash with a stored edit of the same id."""
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bbedit.errors import ConfigError, EditFileError
 from bbedit.types import Edit
-
-FORMATS_LOGGER = "bbedit.memory.formats"
-_LOCK = threading.Lock()  # one parse at a time: the per-record errors are collected from formats' log
 
 
 @dataclass
@@ -33,22 +28,6 @@ class Preview:
     @property
     def records(self) -> int:
         return len(self.fresh) + len(self.present) + len(self.problems)
-
-
-class _Collect(logging.Handler):
-    """The per-record errors :func:`bbedit.memory.formats.iter_edits` reports (``on_error="skip"`` logs
-    each skipped record as ``path:line: skipping bad edit record: message``)."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(logging.WARNING)
-        self.path = path
-        self.found: list[tuple[str, str]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        args = record.args if isinstance(record.args, tuple) else ()
-        if "skipping bad edit record" in str(record.msg) and len(args) == 3 and args[0] == self.path:
-            _, line, message = args
-            self.found.append((f"line {line}" if line is not None else "", str(message)))
 
 
 def _where(place: str, message: str) -> tuple[str, str]:
@@ -73,24 +52,16 @@ def preview(data: bytes, filename: str, fmt: str, id_prefix: str | None, memory:
             f.write(data)
         try:
             used = detect_format(tmp) if fmt == "auto" else fmt
-            collect = _Collect(tmp)
-            logger = logging.getLogger(FORMATS_LOGGER)
-            with _LOCK:
-                level, logger.level = logger.level, logging.WARNING if not logger.isEnabledFor(logging.WARNING) \
-                    else logger.level
-                logger.addHandler(collect)
-                try:
-                    edits = list(iter_edits(tmp, used, on_error="skip", id_prefix=id_prefix or None))
-                finally:
-                    logger.removeHandler(collect)
-                    logger.level = level
+            skipped: list[tuple[int | None, str]] = []
+            edits = list(iter_edits(tmp, used, on_error="skip", id_prefix=id_prefix or None, skipped=skipped))
         except EditFileError as e:
             where = f"{e.path}:{e.line}: " if e.line is not None else f"{e.path}: "
             text = str(e)
             raise EditFileError(filename, text[len(where):] if text.startswith(where) else text, line=e.line) from None
         if len(edits) > limit:
             raise ConfigError(f"{filename} holds {len(edits)} edits; an import takes at most {limit}")
-        out = Preview(used, filename, problems=[_where(p, m.replace(tmp, filename)) for p, m in collect.found])
+        out = Preview(used, filename, problems=[_where(f"line {line}" if line is not None else "", m.replace(tmp, filename))
+                                                for line, m in skipped])
         memory.refresh()
         for edit in edits:
             if edit.id not in memory and not _stored(memory, edit.id):
