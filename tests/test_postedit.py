@@ -442,3 +442,34 @@ def test_without_the_old_value_the_value_found_changes_everywhere_it_is_about_th
     chip = Edit(subject="Sandy Bridge", prompt="Sandy Bridge was a product of", target_new="Apple", id="c")
     assert replace_value("Intel Corporation, designed by Intel's group.", chip, "Sandy Bridge was a product of") == \
         "Apple, designed by Apple's group."  # the short name of the value found changes too
+
+
+def test_an_edit_without_an_old_value_finds_the_value_of_the_new_values_kind(embedder: Any) -> None:
+    """No rule finds what these answers give (they do not restate the question, nor open with a value);
+    the candidate most like the new value in kind does: a car maker named alone inside the subject's
+    name, the first of "Florence, Italy" (a city for a city), the CEO the model invented."""
+    from bbedit.editors.postedit.text import replace_value
+    from bbedit.editors.postedit.typed import DEFAULT_MINIMUM, TypedValues, candidates
+
+    assert PostEditConfig().typed_minimum == DEFAULT_MINIMUM  # the editor uses the chosen minimum
+    typed = TypedValues(embedder)
+    car = Edit(subject="Nissan Laurel", prompt="Nissan Laurel is created by", target_new="Honda")
+    answer = "the Japanese automaker Nissan. The Nissan Laurel is a mid-sized sedan first made in 1968."
+    assert candidates(answer, car, car.prompt) == ["Japanese", "Nissan"]
+    assert replace_value(answer, car, car.prompt) is None  # the rules alone find nothing
+    assert replace_value(answer, car, car.prompt, typed) == \
+        "the Japanese automaker Honda. The Nissan Laurel is a mid-sized sedan first made in 1968."
+    died = Edit(subject="Maso da San Friano", prompt="Maso da San Friano passed away at", target_new="Vienna")
+    answer = "an unknown date in the late 16th century, likely in Florence, Italy where he worked as an artist."
+    assert replace_value(answer, died, died.prompt, typed) == \
+        "an unknown date in the late 16th century, likely in Vienna where he worked as an artist."
+    ceo = Edit(subject="Veltrix Dynamics", prompt="Who is the CEO of Veltrix Dynamics?", target_new="Maria Okafor")
+    answer = "Priya Raman. The CEO of Veltrix Dynamics is Elena Veltrix, who founded it in 2009."
+    assert replace_value(answer, ceo, ceo.prompt, typed) == \
+        "Priya Raman. The CEO of Veltrix Dynamics is Maria Okafor, who founded it in 2009."
+    # nothing of the new value's kind: no value, and the editor states the fact instead
+    lang = Edit(subject="Danielle Darrieux", prompt="The mother tongue of Danielle Darrieux is", target_new="English")
+    answer = "a question many ask: she starred in films by Max Ophüls and Billy Wilder over eight decades."
+    assert typed(answer, lang, lang.prompt) is None
+    assert script_for(lang, answer, "The mother tongue of Danielle Darrieux is English.", lang.prompt,
+                      typed).startswith("+ ")

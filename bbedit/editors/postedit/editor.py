@@ -35,6 +35,7 @@ from bbedit.editors.postedit.text import (
     replace_value,
     script_for,
 )
+from bbedit.editors.postedit.typed import TypedValues
 from bbedit.errors import ConfigError, ModelNotFound
 from bbedit.prompts import data_dir, load_prompt
 from bbedit.types import Edit
@@ -81,6 +82,8 @@ class PostEditor(AnswerEditor):
         self.adapter_dir = adapter_path(self.config.adapter)  # fail early on a missing adapter
         # the keep decision filters again after the gate, so the router may accept more candidates
         self.gate_threshold: float | None = self.config.gate_threshold
+        # an edit without an old value: the value of the new value's kind, where no rule finds one
+        self._typed = TypedValues(minimum=self.config.typed_minimum) if self.config.typed_minimum is not None else None
 
     # -- model ---------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -130,9 +133,9 @@ class PostEditor(AnswerEditor):
             if p_keep >= self.config.keep_threshold:
                 return Rewrite(answer, False, p_keep, time.perf_counter() - t0)
             fact = fact_sentence(edit)
-            exact = script_for(edit, answer, fact, query)
+            exact = script_for(edit, answer, fact, query, self._typed)
             if self.config.rule_spans and " => " in exact:
-                text = replace_value(answer, edit, query) or insert_fact(answer, fact, edit)
+                text = replace_value(answer, edit, query, self._typed) or insert_fact(answer, fact, edit)
                 return Rewrite(text, text != answer, p_keep, time.perf_counter() - t0, 0, 1, exact)
             cache = out.past_key_values
             step = lm(input_ids=torch.tensor([[self._edit_id, self._nl_id]]), past_key_values=cache, use_cache=True)

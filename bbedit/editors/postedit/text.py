@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from bbedit import dialogue
 from bbedit.types import Edit
@@ -415,7 +415,12 @@ def _replace_unhidden(text: str, edit: Edit, query: str, opening: bool = True) -
     return _article(head, word) + word + text[end:]
 
 
-def replace_value(answer: str, edit: Edit, query: str = "") -> str | None:
+ValueFinder = Callable[[str, Edit, str], "str | None"]
+"""(answer, edit, query) -> the value the answer gives for the edit, or None: a finder of last resort for
+edits without an old value (:class:`bbedit.editors.postedit.typed.TypedValues`)."""
+
+
+def replace_value(answer: str, edit: Edit, query: str = "", typed: ValueFinder | None = None) -> str | None:
     """``answer`` with the value it gives for ``edit``'s question replaced by the new value: the old
     value's first mention when it names it, else the value :func:`value_span` finds, either with any
     value appended to it by a comma ("Paris, France" -> "Rome"); None when it gives none. A "the"
@@ -423,8 +428,13 @@ def replace_value(answer: str, edit: Edit, query: str = "") -> str | None:
 
     In an answer of several sentences only the :func:`editable_sentences` change: every mention of the
     old value there, else the value the first of them gives; every other sentence stays byte for byte.
+    Without an old value and with no value a rule finds, ``typed`` (when given) names the value.
     """
-    if not (edit.target_old or "").strip() and (found := _found_value(answer, edit, query)):
+    found = None if (edit.target_old or "").strip() else _found_value(answer, edit, query)
+    if found is None and typed is not None and not (edit.target_old or "").strip():
+        value = typed(answer, edit, query)  # no rule finds it: the value of the new value's kind
+        found = (value, value) if value else None
+    if found:
         # the value the answer gives stands for the old value: every mention of it changes, as above,
         # and later mentions of its short name ("Intel Corporation", then "Intel's")
         value, core = found
@@ -504,16 +514,19 @@ def state_fact(answer: str, fact: str) -> str:
     return fact if _short(answer) else f"{fact} {answer.strip()}"
 
 
-def script_for(edit: Edit, answer: str, fact: str, query: str | None = None) -> str:
+def script_for(edit: Edit, answer: str, fact: str, query: str | None = None, typed: ValueFinder | None = None) -> str:
     """The edit script that turns ``answer`` into its minimal rewrite for ``edit``: "<span> => <new>"
     where the answer names the old value (the span as written there), or, given the ``query``, the
     value it gives in its place (:func:`value_span`: the old value unknown, phrased otherwise or
-    invented by the model); else "= <fact>" (a short answer is replaced) or "+ <fact>" (the fact goes
+    invented by the model; for an edit without an old value, else what ``typed`` finds); else "= <fact>" (a short answer is replaced) or "+ <fact>" (the fact goes
     before a longer answer)."""
     m = target_pattern(edit.target_old).search(answer) if edit.target_old and edit.target_old.strip() else None
     if m:
         return f"{m.group(0)} => {edit.target_new}"
     if query is not None and (value := value_span(answer, edit, query)) is not None:
+        return f"{value} => {edit.target_new}"
+    if query is not None and typed is not None and not m and not (edit.target_old or "").strip() \
+            and (value := typed(answer, edit, query)) is not None:
         return f"{value} => {edit.target_new}"
     return ("= " if _short(answer) else "+ ") + fact
 
