@@ -518,14 +518,14 @@ def script_for(edit: Edit, answer: str, fact: str, query: str | None = None, typ
     """The edit script that turns ``answer`` into its minimal rewrite for ``edit``: "<span> => <new>"
     where the answer names the old value (the span as written there), or, given the ``query``, the
     value it gives in its place (:func:`value_span`: the old value unknown, phrased otherwise or
-    invented by the model; for an edit without an old value, else what ``typed`` finds); else "= <fact>" (a short answer is replaced) or "+ <fact>" (the fact goes
-    before a longer answer)."""
+    invented by the model; for an edit without an old value, else what ``typed`` finds); else "= <fact>"
+    (a short answer is replaced) or "+ <fact>" (the fact goes before a longer answer)."""
     m = target_pattern(edit.target_old).search(answer) if edit.target_old and edit.target_old.strip() else None
     if m:
         return f"{m.group(0)} => {edit.target_new}"
     if query is not None and (value := value_span(answer, edit, query)) is not None:
         return f"{value} => {edit.target_new}"
-    if query is not None and typed is not None and not m and not (edit.target_old or "").strip() \
+    if query is not None and typed is not None and not (edit.target_old or "").strip() \
             and (value := typed(answer, edit, query)) is not None:
         return f"{value} => {edit.target_new}"
     return ("= " if _short(answer) else "+ ") + fact
