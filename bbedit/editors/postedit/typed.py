@@ -8,7 +8,7 @@ Italy" for "... passed away at". There the value the answer asserts is the candi
 are the values the editable sentences name (name runs and numbers: single lower-case words, "jazz" against
 "music", are too often matched by a more general word); each is compared with the new value by MiniLM
 cosine, and the best one counts if its cosine reaches ``minimum`` (chosen on answers to counterfact-train prompts:
-``python -m bbedit.editors.postedit.typed --n 800``, written to ``eval/results/postedit-typed/``; PostEdit's files never enter it).
+``python -m bbedit.editors.postedit.typed --n 800 --out eval/results/postedit-typed``; PostEdit's files never enter it).
 """
 
 from __future__ import annotations
@@ -139,9 +139,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--n", type=int, default=400)
-    ap.add_argument("--out", help="write the curve and the choice here (JSON)")
+    ap.add_argument("--out", help="a folder: results.json (the curve and the choice) and report.md go there")
+    ap.add_argument("--report-only", action="store_true", help="rewrite --out's report.md from its results.json")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if a.report_only:
+        if not a.out:
+            ap.error("--report-only needs --out")
+        out = Path(a.out)
+        write_report(json.loads((out / "results.json").read_text(encoding="utf-8")), out)
+        return
     facts = json.loads((Path(a.data) / "counterfact" / "counterfact-train.json").read_text(encoding="utf-8"))
     facts = random.Random(0).sample(facts, a.n)
     typed = TypedValues()
@@ -157,10 +164,40 @@ def main(argv: Sequence[str] | None = None) -> None:
     at = next(c for c in curve if c["minimum"] == minimum)
     result = {"headline": {"minimum": minimum, "answers_with_known_value": len(rows), "answers": a.n,
                            "right": at["right"], "wrong": at["wrong"], "missed": at["missed"]},
-              "command": f"python -m bbedit.editors.postedit.typed --n {a.n}", "curve": curve}
+              "command": f"python -m bbedit.editors.postedit.typed --n {a.n} --out {a.out or 'DIR'}",
+              "curve": curve}
     print(json.dumps(result, indent=1))
     if a.out:
-        Path(a.out).write_text(json.dumps(result, indent=1))
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+        write_report(result, out)
+
+
+def write_report(result: dict[str, Any], out: Any) -> None:
+    """``report.md`` in folder ``out`` for a result of :func:`main`: the choice and the whole curve."""
+    from pathlib import Path
+
+    h = result["headline"]
+    lines = [
+        "# The typed value finder's minimum cosine",
+        "",
+        f"Chosen on {h['answers']} answers of the packaged chat model to seeded counterfact-train prompts (training "
+        f"data only); {h['answers_with_known_value']} of them name the fact's true object, which is then the value "
+        "the answer gives. For each minimum: answers whose best candidate reaches it and is that value (right), "
+        "is another (wrong), or none reaches it while the answer gives one (missed). The choice maximises right "
+        "minus wrong (ties: the higher minimum).",
+        "",
+        f"Chosen: **{h['minimum']}** ({h['right']} right, {h['wrong']} wrong, {h['missed']} missed).",
+        "",
+        "| minimum | right | wrong | missed |",
+        "|---|---|---|---|",
+        *(f"| {c['minimum']} | {c['right']} | {c['wrong']} | {c['missed']} |" for c in result["curve"]),
+        "",
+        f"Reproduce: `{result['command']}`",
+        "",
+    ]
+    Path(out, "report.md").write_text("\n".join(lines), encoding="utf-8")
 
 
 __all__ = ["DEFAULT_MINIMUM", "TypedValues", "candidates", "choose_minimum"]
