@@ -36,10 +36,14 @@ def editing_report(cfg: SuiteConfig, out: Mapping[str, Any], folder: Path) -> st
     if out.get("by_query_type"):
         parts += postedit_section(cfg, out, folder)
     if "generation_locality_true_neighbours" in h:
-        parts += [f"{h['n_neighbours_in_scope_of_another_edit']} of the neighbourhood prompts name a subject that has "
-                  "an edit *of the same relation* among those in memory (CounterFact reuses subjects), so they are "
-                  "in scope of that edit and a changed answer is right there. On the true neighbours only, bbedit's "
-                  f"locality is {h['generation_locality_true_neighbours']:.3f}; counting routings of those prompts to "
+        n_shared = h["n_neighbours_in_scope_of_another_edit"]
+        # the PostEdit view above has already said which neighbours these are
+        why = "" if out.get("by_query_type") and n_shared else (
+            f"{n_shared} of the neighbourhood prompts name a subject that has an edit *of the same relation* among "
+            "those in memory (CounterFact reuses subjects), so they are in scope of that edit and a changed answer "
+            "is right there. ")
+        parts += [why + f"On the true neighbours only, bbedit's locality is "
+                  f"{h['generation_locality_true_neighbours']:.3f}; counting routings of those prompts to "
                   f"those edits as right, gate precision is {h['gate_precision_scope_aware']:.3f}.", ""]
     if h.get("n_cases_sharing_subject"):
         parts += [f"{h['n_cases_sharing_subject']} of the {h['n_cases']} cases edit a subject that another edit in "
