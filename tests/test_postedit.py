@@ -66,9 +66,15 @@ def test_edit_scripts() -> None:
     assert apply_script("Acme is led by john smith. John Smith joined in 2019.", "John Smith => Jane Doe", fact) == \
         "Acme is led by Jane Doe. Jane Doe joined in 2019."
     assert apply_script("No idea.", "= " + fact, fact) == fact
-    assert apply_script("Long answer here.", "+ " + fact, fact) == fact + " Long answer here."
+    assert apply_script("Long answer here.", "+ " + fact, fact) == fact  # eight words or fewer: short
     assert apply_script("No idea.", "= The CEO of Jane Doe is", fact) == fact  # the fact, not the decoded text
-    assert apply_script("No idea.", "+", fact) == fact + " No idea."
+    assert apply_script("No idea.", "+", fact) == fact  # a short answer is replaced, whichever the model chose
+    # an answer that goes on from the prompt gives its value in its opening sentence: that sentence goes
+    long = "a former football executive who ran the company until 2019. He studied law in Boston."
+    assert apply_script(long, "+", fact) == fact + " He studied law in Boston."
+    assert apply_script("1947 by a group of musicians in Winnipeg, Manitoba, Canada.", "+", fact) == fact
+    assert apply_script("Long answer here, with more words than a short one has.", "+", fact) == \
+        fact + " Long answer here, with more words than a short one has."
     # a span the answer does not contain is ignored; with nothing applied, the fact is stated
     assert apply_script("Bob Jones runs it.", "John Smith => Jane Doe", fact) == fact
     assert apply_script("Bob Jones runs it.", "gibberish", fact) == fact

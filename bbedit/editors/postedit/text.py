@@ -493,9 +493,10 @@ def _replace_known(answer: str, edit: Edit, query: str) -> str | None:
 
 def insert_fact(answer: str, fact: str, edit: Edit) -> str:
     """``answer`` with ``fact`` stated in it: before the first sentence that names the edit's subject,
-    else before the whole answer; a short answer is replaced by it (:func:`state_fact`)."""
-    if _short(answer):
-        return fact
+    else before the whole answer; a short answer is replaced by it, and so is the opening sentence of
+    an answer that goes on from the prompt (:func:`state_fact`)."""
+    if _short(answer) or continues_prompt(answer):
+        return state_fact(answer, fact)
     names = subject_names(edit)
     for a, b in sentence_spans(answer):
         if a and any(mentions(answer[a:b], n) for n in names):
@@ -508,10 +509,25 @@ def _short(answer: str) -> bool:
     return len(answer.split()) < 8
 
 
+def continues_prompt(answer: str) -> bool:
+    """Whether ``answer`` goes on from the prompt instead of starting a sentence of its own ("a former
+    American football linebacker. ..." to "Percy Snow plays as", "1947 by a group of musicians in
+    Winnipeg, ..." to "... was formed in"): its first sentence completes the question's statement, so
+    that is where the answer gives its value, whether or not the edit says which value that is."""
+    head = answer.lstrip()[:1]
+    return head.islower() or head.isdigit()
+
+
 def state_fact(answer: str, fact: str) -> str:
-    """An answer that does not name the old value: a short one is replaced by the fact sentence, a
-    longer one keeps its text after it."""
-    return fact if _short(answer) else f"{fact} {answer.strip()}"
+    """An answer in which no value to replace was found: a short one is replaced by the fact sentence;
+    one that goes on from the prompt (:func:`continues_prompt`) has its opening sentence, which gives
+    the value, replaced by it; any other keeps its text after it."""
+    if _short(answer):
+        return fact
+    if continues_prompt(answer):
+        rest = answer.strip()[sentence_spans(answer.strip())[0][1]:]
+        return f"{fact} {rest}" if rest.strip() else fact
+    return f"{fact} {answer.strip()}"
 
 
 def script_for(edit: Edit, answer: str, fact: str, query: str | None = None, typed: ValueFinder | None = None) -> str:
@@ -519,7 +535,8 @@ def script_for(edit: Edit, answer: str, fact: str, query: str | None = None, typ
     where the answer names the old value (the span as written there), or, given the ``query``, the
     value it gives in its place (:func:`value_span`: the old value unknown, phrased otherwise or
     invented by the model; for an edit without an old value, else what ``typed`` finds); else "= <fact>"
-    (a short answer is replaced) or "+ <fact>" (the fact goes before a longer answer)."""
+    (a short answer is replaced) or "+ <fact>" (the fact goes before a longer answer, or in place of the
+    opening sentence of one that goes on from the prompt: :func:`state_fact`)."""
     m = target_pattern(edit.target_old).search(answer) if edit.target_old and edit.target_old.strip() else None
     if m:
         return f"{m.group(0)} => {edit.target_new}"
@@ -542,7 +559,7 @@ def apply_script(answer: str, script: str, fact: str) -> str:
         if line.startswith("="):  # the fact itself is the edit's own sentence, never decoded text
             return fact
         if line.startswith("+"):
-            return f"{fact} {answer.strip()}"
+            return state_fact(answer, fact)
         span, sep, new = line.partition(" => ")
         if sep and span.strip() and new.strip() and mentions(out, span):
             out, applied = replace_target(out, span.strip(), new.strip()), True
