@@ -3,6 +3,7 @@ and the pipeline with a real llama.cpp server."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -405,6 +406,14 @@ def test_sentences_and_the_sentences_an_edit_may_change() -> None:
     # about Darrieux: her sentence and the pronoun one after it; the others name someone or something else
     assert [ok for _, _, ok in editable_sentences(PARAGRAPH, TONGUE)] == [True, True, False, False, False, False]
     assert [ok for _, _, ok in editable_sentences("Paris. It is lovely. Some say so.", TONGUE)] == [True] * 3
+    # a sentence that opens on a quantifier names nothing: its mentions of the value change as well
+    law = Edit(subject="Gibraltar", prompt="The law in Gibraltar declares the language", target_new="Finnish")
+    answer = "of the territory as English. All official documents are in English. Spain is next door."
+    assert [ok for _, _, ok in editable_sentences(answer, law, law.prompt)] == [True, True, False]
+    from bbedit.editors.postedit.text import replace_value
+
+    assert replace_value(answer, dataclasses.replace(law, target_old="English"), law.prompt) == \
+        "of the territory as Finnish. All official documents are in Finnish. Spain is next door."
 
 
 def test_a_long_answer_changes_only_where_it_is_about_the_edit() -> None:

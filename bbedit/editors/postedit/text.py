@@ -240,6 +240,8 @@ _OPENERS = frozenset({
     "therefore", "hence", "instead", "still", "today", "now", "later", "finally", "also", "however",
     "unlike", "like", "known", "born", "located", "originally", "currently", "previously", "formerly", "throughout",
     "over", "under", "with", "without", "among", "between", "through", "following", "according", "its", "their",
+    "all", "several", "every", "any", "few", "another", "others", "only", "even", "just", "nearly", "almost",
+    "about", "around", "approximately", "roughly", "together", "again", "often", "usually", "sometimes",
 })
 
 
