@@ -11,10 +11,14 @@ question, until no edit is about the object or ``max_hops`` is reached. A hop no
 chain there.
 
 The chain is stated to the model in one request (one model call per question, whatever the number of
-hops), as facts in order, each object the next subject, followed by what they imply: the last fact's
-object is the answer to the question as far as the edits go. That conclusion is the memory's (the chain
-ends where the edits end), so a question whose last hops are facts nobody edited gets the chain's end as
-its answer: :func:`chain_messages` says so, and ``conclude=False`` leaves the conclusion to the model.
+hops), as facts in order, each object the next subject, and what they imply: the last fact's object is
+the answer to the question as far as the edits go. That conclusion is the memory's (the chain ends where
+the edits end), so a question whose last hops are facts nobody edited gets the chain's end as its
+answer: :func:`chain_messages` says so, and ``conclude=False`` leaves the conclusion to the model. The
+conclusion goes after the question, in the user's turn: stated at the end of the system message, the
+served SmolLM2-135M repeated it for 6 of 132 MQuAKE-hard questions it had answered wrong (it named an
+earlier hop's object), after the question for 86, and kept 59 of 60 it had answered right (the same
+questions and chains both ways).
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from bbedit.memory.subjects import name_key
 from bbedit.types import Edit, Message
 
 CHAIN_SYSTEM = ("You answer using these updated facts, which replace what you knew. They form a chain: "
-                "each fact's answer is the subject of the next.\n{facts}\n{conclusion}"
-                "Answer the question with the final entity only.")
-CONCLUSION = "So, following the chain, the answer is {answer}.\n"
+                "each fact's answer is the subject of the next.\n{facts}")
+READ = "\nAnswer the question with the final entity only."
+"""What the system message asks when the model draws the conclusion itself (``conclude=False``)."""
+CONCLUSION = "\n(Following the updated facts, the answer is {answer}.)"
+"""What follows the question when the memory states the conclusion."""
 
 
 def same_fact(a: Edit, b: Edit) -> bool:
@@ -77,13 +83,15 @@ def follow(question: str, memory: Any, first: Edit | None, max_hops: int = 4) ->
 def chain_messages(question: str, chain: Sequence[Edit], conclude: bool = True,
                    history: Sequence[Message] = ()) -> list[Message]:
     """The request that states ``chain`` and asks ``question``: the facts in order in a system message,
-    then, with ``conclude`` and a chain of two hops or more, the answer they imply (the last object)."""
+    then the question, followed, with ``conclude`` and a chain of two hops or more, by the answer they
+    imply (the last object); without ``conclude`` the system message asks the model for the last entity."""
     if not chain:
         return [*history, {"role": "user", "content": question}]
     facts = "\n".join(f"{i + 1}. {e.prompt.rstrip()} {e.target_new}." for i, e in enumerate(chain))
-    conclusion = CONCLUSION.format(answer=chain[-1].target_new) if conclude and len(chain) > 1 else ""
-    return [{"role": "system", "content": CHAIN_SYSTEM.format(facts=facts, conclusion=conclusion)}, *history,
-            {"role": "user", "content": question}]
+    concluded = conclude and len(chain) > 1
+    system = CHAIN_SYSTEM.format(facts=facts) + ("" if concluded else READ)
+    asked = question + (CONCLUSION.format(answer=chain[-1].target_new) if concluded else "")
+    return [{"role": "system", "content": system}, *history, {"role": "user", "content": asked}]
 
 
 def _closest(question: str, edits: Sequence[Edit], memory: Any) -> Edit:
@@ -92,4 +100,4 @@ def _closest(question: str, edits: Sequence[Edit], memory: Any) -> Edit:
     return edits[int(np.argmax(vecs @ qv))]
 
 
-__all__ = ["CHAIN_SYSTEM", "chain_messages", "first_hop", "follow", "next_hops", "same_fact"]
+__all__ = ["CHAIN_SYSTEM", "CONCLUSION", "READ", "chain_messages", "first_hop", "follow", "next_hops", "same_fact"]
