@@ -147,3 +147,15 @@ def test_a_busy_machine_gets_one_thread() -> None:
     finally:
         for p in procs:
             p.wait()
+
+
+def test_gelu_is_exact_to_float32() -> None:
+    import math
+
+    from bbedit.memory.bert import _gelu
+
+    h = np.random.default_rng(1).standard_normal((2, 9, 64)).astype(np.float32) * 3
+    exact = np.vectorize(lambda v: 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))))(h.astype(np.float64))
+    out = _gelu(h)
+    assert out.dtype == np.float32 and out.shape == h.shape
+    assert np.abs(out - exact).max() < 2e-6

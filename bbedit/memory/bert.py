@@ -44,14 +44,31 @@ def supported(root: Path) -> bool:
             and (root / "model.safetensors").is_file() and (root / "tokenizer.json").is_file())
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    """erf, elementwise, to float32 precision (Abramowitz and Stegun 7.1.26, |error| < 1.5e-7)."""
-    s = np.sign(x)
+_SQRT_HALF = np.float32(1.0 / math.sqrt(2.0))
+
+
+def _gelu(h: np.ndarray) -> np.ndarray:
+    """Exact GELU, 0.5 h (1 + erf(h / sqrt 2)), in float32, with erf to float32 precision (Abramowitz and
+    Stegun 7.1.26, |error| < 1.5e-7). Written in place on two buffers: a query's pass computes it on
+    6 x T x 1536 values, and the plain expression took 4x as long (0.54 against 0.14 ms a layer)."""
+    f = np.float32
+    x = h * _SQRT_HALF
     a = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t \
-        * np.exp(-a * a)
-    return (s * y).astype(np.float32)
+    t = a * f(0.3275911)
+    t += f(1.0)
+    np.reciprocal(t, out=t)
+    y = t * f(1.061405429)
+    for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        y += f(c)
+        y *= t
+    np.square(a, out=a)
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    y *= a  # 1 - erf(|x|)
+    out = np.where(x >= 0, f(2.0) - y, y)  # 1 + erf(x)
+    out *= h
+    out *= f(0.5)
+    return out
 
 
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
@@ -237,7 +254,7 @@ class NumpyBert:
             x = _layer_norm(lin(ctx, "attention.output.dense") + x, w[f"{p}attention.output.LayerNorm.weight"],
                             w[f"{p}attention.output.LayerNorm.bias"], self.eps)
             h = lin(x, "intermediate.dense")
-            h = 0.5 * h * (1.0 + _erf(h / math.sqrt(2.0)))
+            h = _gelu(h)
             x = _layer_norm(lin(h, "output.dense") + x, w[f"{p}output.LayerNorm.weight"],
                             w[f"{p}output.LayerNorm.bias"], self.eps)
         return x.astype(np.float32, copy=False)
