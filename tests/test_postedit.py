@@ -367,6 +367,14 @@ def test_without_the_old_value_the_rule_replaces_the_value_the_answer_gives() ->
     bbc = Edit(subject="BBC One", prompt="Who owns BBC One?", target_new="Google", id="b")
     assert replace_value("The owner of BBC One is the British Broadcasting Corporation (BBC).", bbc,
                          "Who owns BBC One?") == "The owner of BBC One is Google."
+    # so does another name for it, and neither is a value of its own
+    region = Edit(subject="Al Madinah Region", prompt="Al Madinah Region's capital is", target_new="London", id="r")
+    assert replace_value("Al Madinah Al Munawwarah, also known as Medina.", region, region.prompt) == "London."
+    from bbedit.editors.postedit.text import asserted_values, value_run
+
+    assert value_run("NPR (National Public Radio).", "NPR") == ["NPR", "National Public Radio"]
+    assert asserted_values("The owner of BBC One is the British Broadcasting Corporation (BBC).", ["Google"],
+                           "Who owns BBC One?") == ["British Broadcasting Corporation", "BBC"]  # no ")"
     # a cloze prompt's answer that goes on from it with a value and a stop gives that value (with what is
     # appended to it); one that opens otherwise, or a question's answer that does not restate it, gives none
     made = Edit(subject="RSM-56 Bulava", prompt="RSM-56 Bulava was created in", target_new="France", id="m")

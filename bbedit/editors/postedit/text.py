@@ -148,12 +148,16 @@ def _value_spans(text: str, exclude: Iterable[str], numeric: bool, asked: str,
 
 
 def _appended(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """The span ``text[start:end]`` and what is appended to it: a parenthesis ("(BBC)") and values
-    after commas ("Paris, France")."""
+    """The span ``text[start:end]`` and what is appended to it: a parenthesis ("(BBC)": its inside,
+    then its closing bracket), another name for it (", also known as Medina") and values after commas
+    ("Paris, France")."""
     spans = [(start, end)]
-    paren = re.match(r"\s*\([^()\n]{1,40}\)", text[end:])  # "the British Broadcasting Corporation (BBC)"
+    paren = re.match(r"\s*\(([^()\n]{1,40})\)", text[end:])  # "the British Broadcasting Corporation (BBC)"
     if paren:
-        spans.append((end + paren.end() - 1, end + paren.end()))
+        spans += [(end + paren.start(1), end + paren.end(1)), (end + paren.end() - 1, end + paren.end())]
+    aka = re.match(r",?\s+(?:also known as|a\.k\.a\.|aka)\s+(?:the\s+)?(" + _VALUE_RUN.pattern + ")", text[spans[-1][1]:])
+    if aka and aka.group(1)[:1].isupper():  # "Al Madinah Al Munawwarah, also known as Medina"
+        spans.append((spans[-1][1] + aka.start(1), spans[-1][1] + aka.end(1)))
     while True:
         nxt = re.match(r",\s*(?:the\s+)?(" + _VALUE_RUN.pattern + ")", text[spans[-1][1]:])
         if not nxt or not nxt.group(1)[:1].isupper():
@@ -177,7 +181,7 @@ def asserted_values(text: str, new: Iterable[str], question: str, exclude: Itera
     ``new``: its value of that kind and the values appended to it ("Paris, France" -> Paris, France)."""
     new = list(new)
     spans = _value_spans(text, [question, *exclude, *new], any(c.isdigit() for t in new for c in t), question)
-    return [text[a:b] for a, b in spans]
+    return [text[a:b] for a, b in spans if _WORD.search(text[a:b])]  # not a closing bracket
 
 
 def value_span(answer: str, edit: Edit, query: str = "") -> str | None:
@@ -263,7 +267,7 @@ def value_run(text: str, value: str) -> list[str]:
     """The first mention of ``value`` in ``text`` and the values appended to it ("Paris, France" ->
     ["Paris", "France"]); [] when ``text`` does not name it."""
     m = target_pattern(value).search(text) if value.strip() else None
-    return [text[a:b] for a, b in _appended(text, m.start(), m.end())] if m else []
+    return [text[a:b] for a, b in _appended(text, m.start(), m.end()) if _WORD.search(text[a:b])] if m else []
 
 
 # what may follow a value in its full name: "IBM Corporation", "Toyota Motor Corporation"
