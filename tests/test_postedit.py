@@ -351,7 +351,7 @@ def test_a_post_editor_routes_at_its_own_lower_threshold() -> None:
 
 
 def test_without_the_old_value_the_rule_replaces_the_value_the_answer_gives() -> None:
-    from bbedit.editors.postedit.text import replace_value, value_span
+    from bbedit.editors.postedit.text import asserted_values, replace_value, value_run, value_span
 
     ceo = Edit(subject="Acme Corporation", aliases=("Acme Corp", "Acme"), prompt="Who is the CEO of Acme Corporation?",
                target_new="Maria Okafor", id="ceo")
@@ -370,8 +370,6 @@ def test_without_the_old_value_the_rule_replaces_the_value_the_answer_gives() ->
     # so does another name for it, and neither is a value of its own
     region = Edit(subject="Al Madinah Region", prompt="Al Madinah Region's capital is", target_new="London", id="r")
     assert replace_value("Al Madinah Al Munawwarah, also known as Medina.", region, region.prompt) == "London."
-    from bbedit.editors.postedit.text import asserted_values, value_run
-
     assert value_run("NPR (National Public Radio).", "NPR") == ["NPR", "National Public Radio"]
     assert asserted_values("The owner of BBC One is the British Broadcasting Corporation (BBC).", ["Google"],
                            "Who owns BBC One?") == ["British Broadcasting Corporation", "BBC"]  # no ")"
@@ -404,7 +402,7 @@ PARAGRAPH = ("The mother tongue of Danielle Darrieux is French. She was a French
 
 
 def test_sentences_and_the_sentences_an_edit_may_change() -> None:
-    from bbedit.editors.postedit.text import editable_sentences, sentence_spans
+    from bbedit.editors.postedit.text import editable_sentences, replace_value, sentence_spans
 
     spans = sentence_spans(PARAGRAPH)
     assert "".join(PARAGRAPH[a:b] for a, b in spans) == PARAGRAPH  # a partition of the text
@@ -418,8 +416,6 @@ def test_sentences_and_the_sentences_an_edit_may_change() -> None:
     law = Edit(subject="Gibraltar", prompt="The law in Gibraltar declares the language", target_new="Finnish")
     answer = "of the territory as English. All official documents are in English. Spain is next door."
     assert [ok for _, _, ok in editable_sentences(answer, law, law.prompt)] == [True, True, False]
-    from bbedit.editors.postedit.text import replace_value
-
     assert replace_value(answer, dataclasses.replace(law, target_old="English"), law.prompt) == \
         "of the territory as Finnish. All official documents are in Finnish. Spain is next door."
 

@@ -166,6 +166,12 @@ def _appended(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return spans
 
 
+def _span_values(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
+    """The values that spans from :func:`_appended` name: their texts, without the closing bracket that
+    is there only to carry a replacement past a parenthesis."""
+    return [text[a:b] for a, b in spans if _WORD.search(text[a:b])]
+
+
 def _exclude(edit: Edit, query: str) -> list[str]:
     return [query, edit.prompt, edit.subject, *edit.aliases, edit.target_new]
 
@@ -181,7 +187,7 @@ def asserted_values(text: str, new: Iterable[str], question: str, exclude: Itera
     ``new``: its value of that kind and the values appended to it ("Paris, France" -> Paris, France)."""
     new = list(new)
     spans = _value_spans(text, [question, *exclude, *new], any(c.isdigit() for t in new for c in t), question)
-    return [text[a:b] for a, b in spans if _WORD.search(text[a:b])]  # not a closing bracket
+    return _span_values(text, spans)
 
 
 def value_span(answer: str, edit: Edit, query: str = "") -> str | None:
@@ -267,7 +273,7 @@ def value_run(text: str, value: str) -> list[str]:
     """The first mention of ``value`` in ``text`` and the values appended to it ("Paris, France" ->
     ["Paris", "France"]); [] when ``text`` does not name it."""
     m = target_pattern(value).search(text) if value.strip() else None
-    return [text[a:b] for a, b in _appended(text, m.start(), m.end()) if _WORD.search(text[a:b])] if m else []
+    return _span_values(text, _appended(text, m.start(), m.end())) if m else []
 
 
 # what may follow a value in its full name: "IBM Corporation", "Toyota Motor Corporation"
@@ -530,10 +536,11 @@ def state_fact(answer: str, fact: str) -> str:
     the value, replaced by it; any other keeps its text after it."""
     if _short(answer):
         return fact
-    if continues_prompt(answer):
-        rest = answer.strip()[sentence_spans(answer.strip())[0][1]:]
+    text = answer.strip()
+    if continues_prompt(text):
+        rest = text[sentence_spans(text)[0][1]:]
         return f"{fact} {rest}" if rest.strip() else fact
-    return f"{fact} {answer.strip()}"
+    return f"{fact} {text}"
 
 
 def script_for(edit: Edit, answer: str, fact: str, query: str | None = None, typed: ValueFinder | None = None) -> str:
