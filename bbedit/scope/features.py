@@ -9,6 +9,7 @@ the edit's prompt says around it (embeddings that leave the subject out).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from bbedit.memory.relation import project_cos, relation_similarity
 from bbedit.memory.subjects import NameSpeller, SubjectMatch, name_key, tokens
 from bbedit.types import Edit
 
-__all__ = ["FEATURES", "LEARNED", "Candidate", "candidates", "project_cos", "relation_similarity"]
+__all__ = ["FEATURES", "LEARNED", "PAIR", "Candidate", "candidates", "project_cos", "relation_similarity"]
 
 FEATURES = (
     "subject_named",      # a subject name or alias occurs in the query
@@ -35,8 +36,11 @@ FEATURES = (
     "relation_rank",      # 1 if this is the best cos_relation among candidates naming the same subject
     "relation_learned",   # cosine of the two subject-free embeddings after a learned relation projection
     "subject_spelled",    # 1 when named; else how closely a run of the query's words spells a name (a typo)
+    "relation_pair",      # p(same relation) from the scorer's pair model over the two subject-free embeddings
 )
 LEARNED = FEATURES.index("relation_learned")
+RelationPair = Callable[[np.ndarray, np.ndarray], np.ndarray]
+PAIR = FEATURES.index("relation_pair")
 
 
 @dataclass(frozen=True)
@@ -50,10 +54,12 @@ class Candidate:
     edit_context: np.ndarray
 
 
-def candidates(memory: EditMemory, r: Retrieval, relation_proj: np.ndarray | None = None) -> list[Candidate]:
+def candidates(memory: EditMemory, r: Retrieval, relation_proj: np.ndarray | None = None,
+               relation_pair: RelationPair | None = None) -> list[Candidate]:
     """Feature vectors for every edit the query names or retrieves, in a stable order.
 
-    ``relation_proj`` (dim × k) is the scorer's learned relation projection."""
+    ``relation_proj`` (dim × k) is the scorer's learned relation projection; ``relation_pair`` its pair
+    model (query contexts, edit contexts) -> p(same relation), the ``relation_pair`` feature (0 without one)."""
     by_row: dict[int, SubjectMatch] = {}
     for m in r.matches:
         by_row.setdefault(m.row, m)
@@ -88,11 +94,13 @@ def candidates(memory: EditMemory, r: Retrieval, relation_proj: np.ndarray | Non
             (k := [t for t, _, _ in tokens(tg)]) and set(k) <= qtoks for tg in targets)
         spelled = 1.0 if match is not None else speller.similarity((edit.subject, *edit.aliases))
         raw.append((edit, [named, *feats_m, cos_q, cos_r, cos_r * named, cos_q * named,
-                           1.0 if mentions else 0.0, qlen, 0.0, 0.0, spelled]))
+                           1.0 if mentions else 0.0, qlen, 0.0, 0.0, spelled, 0.0]))
     # relation_rank: among candidates that name the same span, is this the best relation match?
     rank = FEATURES.index("relation_rank")
-    learned = project_cos(relation_proj, np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])) \
-        if pairs else np.zeros(0)
+    q_all = np.stack([p[0] for p in pairs]) if pairs else np.zeros((0, 1), np.float32)
+    e_all = np.stack([p[1] for p in pairs]) if pairs else np.zeros((0, 1), np.float32)
+    learned = project_cos(relation_proj, q_all, e_all) if pairs else np.zeros(0)
+    same = relation_pair(q_all, e_all) if pairs and relation_pair is not None else np.zeros(len(pairs))
     out = []
     for n, ((edit, f), row) in enumerate(zip(raw, rows, strict=True)):
         own = by_row.get(row)
@@ -100,5 +108,6 @@ def candidates(memory: EditMemory, r: Retrieval, relation_proj: np.ndarray | Non
             rivals = [rels[o] for o, mm in by_row.items() if (mm.start, mm.end) == (own.start, own.end)]
             f[rank] = 1.0 if rels[row] >= max(rivals) - 1e-9 else 0.0
         f[LEARNED] = float(learned[n])
+        f[PAIR] = float(same[n])
         out.append(Candidate(edit, np.asarray(f, np.float32), pairs[n][0], pairs[n][1]))
     return out

@@ -155,7 +155,7 @@ class LearnedGate(GateBase):
 
     def _ranked(self, query: str, retrieval: Retrieval | None) -> list[tuple[Any, float]]:
         r = retrieval if retrieval is not None else self.memory.retrieve(query, self.k)
-        cands = candidates(self.memory, r, self.scorer.relation_proj)
+        cands = candidates(self.memory, r, self.scorer.relation_proj, self.scorer.pair_model)
         if not cands:
             return []
         p = self.scorer.score(np.stack([c.features for c in cands]))

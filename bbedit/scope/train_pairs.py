@@ -38,7 +38,7 @@ import numpy as np
 from bbedit.errors import ConfigError
 from bbedit.memory.memory import EditMemory
 from bbedit.memory.subjects import name_key
-from bbedit.scope.features import FEATURES, LEARNED, candidates, project_cos
+from bbedit.scope.features import FEATURES, LEARNED, PAIR, candidates, project_cos
 from bbedit.scope.model import PairScorer
 from bbedit.scope.pairs import POSITIVE_KINDS, Pair, generate
 from bbedit.types import Edit
@@ -84,8 +84,11 @@ def choose_facts(pairs: Sequence[Pair], n_train: int, n_dev: int, seed: int
 
 
 def featurise_pairs(memory: EditMemory, pairs: Sequence[Pair], edit_of: dict[tuple[str, str, tuple[str, ...]], Edit],
-                    *, k: int = 5, chunk: int = 512, relation_of: dict[str, str] | None = None) -> Rows:
+                    *, k: int = 5, chunk: int = 512, relation_of: dict[str, str] | None = None,
+                    keep_unknown: bool = True) -> Rows:
     """Rows for every pair's query, routed through ``memory`` (which holds every pair's edit).
+    ``keep_unknown=False`` leaves out the rows whose label is unknown (training uses none of them;
+    the dev rows keep them, since a query's best candidate may be one).
 
     With ``relation_of`` (edit id -> relation), another edit of the subject that a positive pair's
     query asks about is labelled by relation: in scope when it is the same relation, out of scope
@@ -109,6 +112,8 @@ def featurise_pairs(memory: EditMemory, pairs: Sequence[Pair], edit_of: dict[tup
                     label = -1.0  # another edit of a subject the query names: its label is unknown
                 else:
                     label = 0.0
+                if label < 0 and not keep_unknown:
+                    continue
                 xs.append(cand.features)
                 ys.append(label)
                 qs.append(b + j)
@@ -191,14 +196,71 @@ def choose_supersede_threshold(rel_cos: np.ndarray, same: np.ndarray, target_pre
     return SUPERSEDE_GRID[-1]
 
 
+def fit_pair_model(rows_t: Rows, rows_d: Rows, train: Sequence[Pair], named: np.ndarray, *, seed: int = 0,
+                   folds: int = 4) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Fit the relation pair model (:meth:`PairScorer.fit_relation_pair`) on the labelled training rows
+    whose query names the candidate's subject (``named``; the rows the relation projection learns from
+    too), and fill the ``relation_pair`` column of both row sets. Measured on two folds of relations held
+    out, these rows gave a better model (AUC 0.939 / 0.908) than the pairs that differ by relation alone
+    (0.935 / 0.894).
+
+    The training rows get out-of-fold values: the relations are split into ``folds`` groups and each
+    group's rows are scored by a model fitted without that group, so the scorer fitted on them learns how
+    far to trust the feature on a relation the pair model never saw (most of a user's relations), not on
+    the ones it memorised. The dev rows and the returned model use a fit on every group."""
+    import zlib
+
+    fit_rows = named
+    rel_fold = {}
+    for q in np.unique(rows_t.qidx):
+        rel = train[q].relation or train[q].kind
+        rel_fold[q] = zlib.crc32(rel.encode()) % folds
+    fold = np.array([rel_fold[q] for q in rows_t.qidx])
+    scorer = PairScorer(FEATURES, np.zeros(1), np.ones(1), np.zeros((1, 1)), np.zeros(1), np.zeros(1), 0.0)
+    held_auc = []
+    for k in range(folds):
+        m = fit_rows & (fold != k)
+        scorer.relation_mlp = PairScorer.fit_relation_pair(rows_t.q_ctx[m], rows_t.e_ctx[m], rows_t.y[m], seed=seed + k)
+        held = fold == k
+        rows_t.x[held, PAIR] = scorer.relation_pair(rows_t.q_ctx[held], rows_t.e_ctx[held])
+        h = held & fit_rows
+        held_auc.append(_auc(rows_t.x[h, PAIR], rows_t.y[h]))
+        log.info("relation pair model, fold %d: held-out AUC %.4f on %d rows", k, held_auc[-1], int(h.sum()))
+    mlp = PairScorer.fit_relation_pair(rows_t.q_ctx[fit_rows], rows_t.e_ctx[fit_rows], rows_t.y[fit_rows], seed=seed)
+    scorer.relation_mlp = mlp
+    rows_d.x[:, PAIR] = scorer.relation_pair(rows_d.q_ctx, rows_d.e_ctx)
+    dn = (rows_d.y >= 0) & (rows_d.x[:, FEATURES.index("subject_named")] > 0)
+    return mlp, {"fit_rows": int(fit_rows.sum()), "folds": folds, "held_out_relation_auc": held_auc,
+                 "dev_auc_named": _auc(rows_d.x[dn, PAIR], rows_d.y[dn]),
+                 "dev_auc_named_projection": _auc(rows_d.x[dn, LEARNED], rows_d.y[dn])}
+
+
+def _auc(score: np.ndarray, y: np.ndarray) -> float:
+    """Area under the ROC curve (ties count half); 0.5 when one class is absent."""
+    pos, neg = score[y == 1], score[y == 0]
+    if not len(pos) or not len(neg):
+        return 0.5
+    order = np.argsort(np.concatenate([pos, neg]), kind="stable")
+    ranks = np.empty(len(order))
+    ranks[order] = np.arange(1, len(order) + 1)
+    allv = np.concatenate([pos, neg])
+    # average ranks over ties
+    _, inv, counts = np.unique(allv, return_inverse=True, return_counts=True)
+    sums = np.bincount(inv, weights=ranks)
+    ranks = (sums / counts)[inv]
+    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
 def train_from_pairs(data: str | Path, out: str | Path | None = None, *, n_train: int = 12000, n_dev: int = 2000,
                      seed: int = 0, target_precision: float | None = None, kind_weights: dict[str, float] | None = None,
                      embedder: Any = None, hidden: int = 32, epochs: int = 400,
                      compare: str | Path | None = None, dev_fraction: float = 0.1,
-                     by_relation: bool = True, rows_cache: str | Path | None = None) -> dict[str, Any]:
+                     by_relation: bool = True, rows_cache: str | Path | None = None,
+                     rows_only: bool = False, pair_folds: int = 4) -> dict[str, Any]:
     """Fit the relation projection and the scorer on ``n_train`` training facts (their pairs as
     queries) with ``n_dev`` dev facts held out for the threshold (:func:`choose_threshold`); write the
     model JSON to ``out``. ``rows_cache`` (a folder) keeps the featurised rows for a rerun on the same pairs.
+    ``pair_folds`` > 0 also fits the relation pair model (:func:`fit_pair_model`); 0 leaves it out.
 
     Returns a summary (counts, dev precision/recall per threshold, per pair kind). Raises
     ConfigError when a training file under ``data`` is missing.
@@ -219,23 +281,28 @@ def train_from_pairs(data: str | Path, out: str | Path | None = None, *, n_train
     def make() -> tuple[Rows, Rows]:
         log.info("storing %d facts (%d train pairs, %d dev pairs)", len(edits), len(train), len(dev))
         memory.add_many(edits, supersede=False, progress=True)
-        return (featurise_pairs(memory, train, edit_of, relation_of=relation_of),
+        return (featurise_pairs(memory, train, edit_of, relation_of=relation_of, keep_unknown=False),
                 featurise_pairs(memory, dev, edit_of))  # dev keeps the plain labels: the same measure for every model
 
     digest = hashlib.sha256(json.dumps([memory.embedder_name, FEATURES, by_relation,
                                         [p.to_dict() for p in (*train, *dev)]]).encode()).hexdigest()[:16]
     rows_t, rows_d = _cached_rows(Path(rows_cache) if rows_cache is not None else None, digest, make)
     t_feat = time.perf_counter() - t0
+    if rows_only:
+        return {"train_rows": len(rows_t.y), "dev_rows": len(rows_d.y), "featurise_seconds": t_feat}
     known = rows_t.y >= 0
     named = known & (rows_t.x[:, FEATURES.index("subject_named")] > 0)
     proj = PairScorer.fit_relation(rows_t.q_ctx[named], rows_t.e_ctx[named], rows_t.y[named], seed=seed)
     for rows in (rows_t, rows_d):
         rows.x[:, LEARNED] = project_cos(proj, rows.q_ctx, rows.e_ctx)
+    relation_mlp, pair_summary = fit_pair_model(rows_t, rows_d, train, named, seed=seed, folds=pair_folds) \
+        if pair_folds else (None, None)
     weights = {**{"other_relation": 1.0}, **(kind_weights or {})}
     w = np.array([weights.get(train[q].kind, 1.0) for q in rows_t.qidx], np.float32)
     scorer = PairScorer.fit(FEATURES, rows_t.x[known], rows_t.y[known], hidden=hidden, epochs=epochs, seed=seed,
                             sample_weight=w[known])
     scorer.relation_proj = proj
+    scorer.relation_mlp = relation_mlp
     best, label = query_decisions(scorer.score(rows_d.x), rows_d, len(dev))
     in_scope = np.array([p.label == 1 for p in dev])
     curve = dev_curve(best, label, in_scope)
@@ -265,7 +332,7 @@ def train_from_pairs(data: str | Path, out: str | Path | None = None, *, n_train
     summary = {
         "what": "learned gate scorer fitted on multi-relation pairs (bbedit.scope.pairs), training files only",
         "n_train_facts": n_train, "n_dev_facts": n_dev, "train_pairs": len(train), "dev_pairs": len(dev),
-        "train_rows": len(rows_t.y), "train_rows_unknown": int((rows_t.y < 0).sum()),
+        "train_rows": len(rows_t.y), "train_rows_unknown": "left out when featurised",
         "train_pairs_per_kind": dict(Counter(p.kind for p in train)),
         "train_pairs_per_source": dict(Counter(p.source for p in train)),
         "data": ps.stats, "seed": seed, "labels_by_relation": by_relation, "kind_weights": weights, "target_precision": target_precision,
@@ -273,6 +340,7 @@ def train_from_pairs(data: str | Path, out: str | Path | None = None, *, n_train
         "supersede_threshold": supersede,
         "dev_relation_cos_same": float(rel_t[dn & (rows_d.y == 1)].mean()) if (dn & (rows_d.y == 1)).any() else None,
         "dev_relation_cos_other": float(rel_t[dn & (rows_d.y == 0)].mean()) if (dn & (rows_d.y == 0)).any() else None,
+        "relation_pair_model": pair_summary,
         "baseline": baseline, "featurise_seconds": t_feat, "train_seconds": time.perf_counter() - t0,
     }
     log.info("gate trained on pairs: dev precision %.4f recall %.4f at threshold %.2f", prec, rec, threshold)
@@ -282,7 +350,7 @@ def train_from_pairs(data: str | Path, out: str | Path | None = None, *, n_train
         d["supersede_threshold"] = supersede
         d["trained_on"] = {"file": "bbedit.scope.pairs (../shared/data training files)",
                            **{k: v for k, v in summary.items() if k != "data"}}
-        Path(out).write_text(json.dumps(d, indent=1))
+        Path(out).write_text(json.dumps(d, separators=(",", ":")))  # the pair model makes it large
     return summary
 
 
@@ -303,16 +371,24 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="leave other edits of a positive query's subject unlabelled instead of labelling them by relation")
     ap.add_argument("--compare", help="another model JSON scored on the same dev rows (e.g. the shipped gate)")
     ap.add_argument("--rows-cache", help="folder that keeps the featurised rows between runs on the same pairs")
+    ap.add_argument("--rows-only", action="store_true", help="featurise into --rows-cache and stop")
+    ap.add_argument("--pair-folds", type=int, default=4,
+                    help="relation folds for the relation pair model's out-of-fold feature (0: no pair model)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     s = train_from_pairs(a.data, a.out, n_train=a.n_train, n_dev=a.n_dev, seed=a.seed,
                          target_precision=a.target_precision,
                          kind_weights={"other_relation": a.other_relation_weight}, compare=a.compare,
-                         by_relation=not a.no_relation_labels, rows_cache=a.rows_cache)
+                         by_relation=not a.no_relation_labels, rows_cache=a.rows_cache, rows_only=a.rows_only,
+                         pair_folds=a.pair_folds)
+    if a.rows_only:
+        print(json.dumps(s))
+        return
     if a.summary:
         Path(a.summary).write_text(json.dumps(s, indent=1))
     print(json.dumps({k: s[k] for k in ("threshold", "dev_precision", "dev_recall", "dev_per_kind",
-                                        "supersede_threshold", "dev_relation_cos_same", "dev_relation_cos_other", "train_seconds")}, indent=1))
+                                        "supersede_threshold", "dev_relation_cos_same", "dev_relation_cos_other",
+                                        "relation_pair_model", "train_seconds")}, indent=1))
     if s["baseline"]:
         print(json.dumps({k: v for k, v in s["baseline"].items() if k != "curve"}, indent=1))
 
