@@ -379,7 +379,14 @@ def test_without_the_old_value_the_rule_replaces_the_value_the_answer_gives() ->
     assert value_span("Russia.\n\nIt is a missile.", made, "RSM-56 Bulava was created in") == "Russia"
     assert replace_value("Orlando, Florida, USA. It opened in 1989.", made, "RSM-56 Bulava was created in") == \
         "France. It opened in 1989."
-    assert value_span("British car maker Triumph, in 1978.", made, "RSM-56 Bulava was created in") is None
+    # ... also after a few words that describe it, but not inside a longer name or a sentence that goes on
+    part = Edit(subject="Gilli Smyth", prompt="Gilli Smyth is a part of the", target_new="FIFA", id="g")
+    assert value_span("music group Gong. She sang.", part, part.prompt) == "Gong"
+    assert replace_value("the city of Moscow, Russia. It is old. Moscow is big. Russia is bigger.", made,
+                         made.prompt) == "the city of France. It is old. France is big. France is bigger."
+    assert value_span("the Union of European Football Associations (UEFA).", part, part.prompt) is None
+    assert value_span("the German automobile maker BMW in the late 1930s.", made, made.prompt) is None
+    assert value_span("St. Eutrope Church in Arles.", made, made.prompt) is None  # an abbreviation
     assert value_span("RSM-56 Bulava, a missile.", made, "RSM-56 Bulava was created in") is None  # the subject
     assert value_span("1968, in Moscow.", made, "RSM-56 Bulava was created in") is None  # a number, for a place
     assert value_span("the 13th century, is a popular Marathi play.", made, "Where was RSM-56 Bulava created?") is None

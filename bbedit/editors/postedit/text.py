@@ -101,20 +101,37 @@ RESTATED = 0.5  # share of the question's content words the answer must repeat b
 _OPENING = re.compile(r"\s*(?:the\s+)?(" + _VALUE_RUN.pattern + r")(?=\s*(?:[,.;:!\n]|$))")
 
 
+# ... or with a few words that describe the value before it: "British car manufacturer Triumph, part of",
+# "the city of Moscow, Russia.", "music group Gong."
+_NAME_JOINERS = frozenset({"of", "de", "da", "del", "von", "van", "la", "le", "du", "and", "&"})
+_DESCRIBED = re.compile(r"\s*(?:(?:the|a|an)\s+)?((?:[\w'\-]+\s+){1,4}?)(" + _VALUE_RUN.pattern
+                        + r")(?=\s*(?:[,.;(\n]|$))")
+
+
 def _opening_value(text: str, exclude: Iterable[str], numeric: bool) -> list[tuple[int, int]]:
     """The value an answer to a cloze prompt opens with, and what is appended to it ("Orlando, Florida,
-    United States."); [] when it opens otherwise ("British car manufacturer Triumph", "the 13th century"
-    for a place). On PostEdit's recorded CounterFact answers (cloze queries in scope, old value known) it
+    United States."), also after a few words that describe it ("British car manufacturer Triumph,", "the
+    city of Moscow, Russia."); [] when it opens otherwise ("the 13th century" for a place; "the German
+    automobile manufacturer BMW in the late 1930s", where the sentence goes on). On PostEdit's recorded CounterFact answers (cloze queries in scope, old value known) it
     finds a value in 546 of 1,000, the old value itself in 467 of them, and most others the answer's own
     value for the question ("Paris, France" where the old value is France)."""
     m = _OPENING.match(text)
-    if m is None or m.group(1)[:1].isdigit() != numeric:
+    if m is not None and m.group(1).casefold() in _ABBREVIATIONS and text[m.end(1):m.end(1) + 1] == ".":
+        m = None  # "St. Eutrope Church in Arles": an abbreviation, not a value
+    group = 1
+    if m is None:
+        m, group = _DESCRIBED.match(text), 2
+        desc = m.group(1).split() if m is not None else []
+        if m is not None and (not any(w[:1].islower() for w in desc)
+                              or (len(desc) > 1 and desc[-1] in _NAME_JOINERS and desc[-2][:1].isupper())):
+            return []  # "United States Navy Reserve,", "Union of European Football Associations": one name
+    if m is None or m.group(group)[:1].isdigit() != numeric:
         return []
-    words = [w for w in _WORD.findall(m.group(1)) if w.casefold() not in _NOT_VALUES]
+    words = [w for w in _WORD.findall(m.group(group)) if w.casefold() not in _NOT_VALUES]
     skip = " ".join(exclude)
-    if not words or mentions(skip, m.group(1)) or mentions(skip, " ".join(words)):
+    if not words or mentions(skip, m.group(group)) or mentions(skip, " ".join(words)):
         return []
-    return _appended(text, m.start(1), m.end(1))
+    return _appended(text, m.start(group), m.end(group))
 
 
 def _value_spans(text: str, exclude: Iterable[str], numeric: bool, asked: str,
@@ -445,22 +462,24 @@ def replace_value(answer: str, edit: Edit, query: str = "", typed: ValueFinder |
     found = None if (edit.target_old or "").strip() else _found_value(answer, edit, query)
     if found is None and typed is not None and not (edit.target_old or "").strip():
         value = typed(answer, edit, query)  # no rule finds it: the value of the new value's kind
-        found = (value, value) if value else None
+        found = (value, value, []) if value else None
     if found:
         # the value the answer gives stands for the old value: every mention of it changes, as above,
         # and later mentions of its short name ("Intel Corporation", then "Intel's")
-        value, core = found
+        value, core, appended = found
         out = _replace_known(answer, dataclasses.replace(edit, target_old=value), query)
-        if out is not None and core != value:
-            out = _replace_known(out, dataclasses.replace(edit, target_old=core), query) or out
+        for later in dict.fromkeys([core, *appended]):  # and what was appended to it ("Newcastle, Australia")
+            if out is not None and later != value:
+                out = _replace_known(out, dataclasses.replace(edit, target_old=later), query) or out
         return out
     return _replace_known(answer, edit, query)
 
 
-def _found_value(answer: str, edit: Edit, query: str) -> tuple[str, str] | None:
+def _found_value(answer: str, edit: Edit, query: str) -> tuple[str, str, list[str]] | None:
     """The value an answer gives for ``edit`` when the edit does not say its old value: the first value
-    span :func:`_replace_known` would replace, and that value without the words of a full name ("Intel
-    Corporation" -> "Intel"); None when there is none."""
+    span :func:`_replace_known` would replace, that value without the words of a full name ("Intel
+    Corporation" -> "Intel"), and the values appended to it ("Newcastle, Australia": Australia); None when
+    there is none."""
     editable = [(a, b) for a, b, ok in editable_sentences(answer, edit, query) if ok]
     for n, (a, b) in enumerate(editable):
         hidden, _ = _hide_subject(answer[a:b], edit)
@@ -470,7 +489,8 @@ def _found_value(answer: str, edit: Edit, query: str) -> tuple[str, str] | None:
             while len(words) > 1 and words[-1].casefold() in _VALUE_SUFFIXES:
                 words = words[:-1]
             value = hidden[spans[0][0]:spans[0][1]]
-            return value, (value if len(words) == len(_WORD.findall(value)) else " ".join(words))
+            return (value, value if len(words) == len(_WORD.findall(value)) else " ".join(words),
+                    _span_values(hidden, spans[1:]))
         if n or any(v[:1].isdigit() == any(c.isdigit() for c in edit.target_new)
                     for v in competing_values(hidden, _exclude(edit, query))):
             return None  # the first sentence giving a value of the kind asked decides
