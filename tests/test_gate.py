@@ -34,7 +34,7 @@ def filled(memory: EditMemory) -> EditMemory:
     ("The twin city of Trieste is", None),
     # a subject's name inside a longer name
     pytest.param("Abraham Lincoln was born in the city of", None, marks=pytest.mark.xfail(
-        strict=True, reason="a known miss: the shipped gate scores the one-word subject 'Abraham' 0.54 here, "
+        strict=True, reason="a known miss: the shipped gate scores the one-word subject 'Abraham' 0.71 here, "
                             "over its 0.35, although the name runs on")),
     # nothing to do with any edit
     ("when was the last time anyone was on the moon", None),

@@ -126,10 +126,10 @@ SHAPE_PROBES = [  # (query, the edit it is about, or None), and the kind of hard
     ("what is the longest song ever recorded", None),
     ("Who performed the song Hallelujah?", "qa-song"),                       # a rephrased question
     pytest.param("The father of Seabiscusuit is who?", "zsre-horse", marks=pytest.mark.xfail(  # misspelt
-        strict=True, reason="a known miss: the misspelt name scores 0.27, under the shipped gate's 0.35")),
+        strict=True, reason="a known miss: the misspelt name scores 0.31, under the shipped gate's 0.35")),
     ("Danielle Darrieux's mother tongue is", "pe-lang"),
     pytest.param("Danielle Darrieux was born in", None, marks=pytest.mark.xfail(
-        strict=True, reason="a known miss: the subject's only edit (mother tongue) scores 0.87 for a cut-off "
+        strict=True, reason="a known miss: the subject's only edit (mother tongue) scores 0.93 for a cut-off "
                             "birthplace prompt")),
 ]
 
