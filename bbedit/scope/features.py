@@ -39,8 +39,9 @@ FEATURES = (
     "relation_pair",      # p(same relation) from the scorer's pair model over the two subject-free embeddings
 )
 LEARNED = FEATURES.index("relation_learned")
-RelationPair = Callable[[np.ndarray, np.ndarray], np.ndarray]
 PAIR = FEATURES.index("relation_pair")
+RelationPair = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""(query contexts, edit contexts) -> p(same relation): the scorer's pair model."""
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,13 @@ def candidates(memory: EditMemory, r: Retrieval, relation_proj: np.ndarray | Non
         spelled = 1.0 if match is not None else speller.similarity((edit.subject, *edit.aliases))
         raw.append((edit, [named, *feats_m, cos_q, cos_r, cos_r * named, cos_q * named,
                            1.0 if mentions else 0.0, qlen, 0.0, 0.0, spelled, 0.0]))
+    if not pairs:
+        return []
     # relation_rank: among candidates that name the same span, is this the best relation match?
     rank = FEATURES.index("relation_rank")
-    q_all = np.stack([p[0] for p in pairs]) if pairs else np.zeros((0, 1), np.float32)
-    e_all = np.stack([p[1] for p in pairs]) if pairs else np.zeros((0, 1), np.float32)
-    learned = project_cos(relation_proj, q_all, e_all) if pairs else np.zeros(0)
-    same = relation_pair(q_all, e_all) if pairs and relation_pair is not None else np.zeros(len(pairs))
+    q_all, e_all = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    learned = project_cos(relation_proj, q_all, e_all)
+    same = relation_pair(q_all, e_all) if relation_pair is not None else np.zeros(len(pairs))
     out = []
     for n, ((edit, f), row) in enumerate(zip(raw, rows, strict=True)):
         own = by_row.get(row)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,16 @@ per dimension, which trains slowly and worse (held-out-relation AUC 0.926 / 0.89
 def pair_inputs(q: np.ndarray, e: np.ndarray) -> np.ndarray:
     """The pair model's input for rows of subject-free query and edit embeddings: ``[q * e, |q - e|]``, scaled."""
     return np.concatenate([q * e * PAIR_SCALE[0], np.abs(q - e) * PAIR_SCALE[1]], axis=1, dtype=np.float32)
+
+
+def pair_probability(mlp: dict[str, np.ndarray], q: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """p(same relation) from the pair model with weights ``mlp`` (:meth:`PairScorer.fit_relation_pair`)
+    for rows of subject-free query and edit embeddings (n, d)."""
+    h = pair_inputs(np.atleast_2d(q), np.atleast_2d(e))
+    h = np.maximum(h @ mlp["w1"] + mlp["b1"], 0.0)
+    h = np.maximum(h @ mlp["w2"] + mlp["b2"], 0.0)
+    z = h @ mlp["w3"] + mlp["b3"]
+    return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
 
 
 class PairScorer:
@@ -59,18 +69,12 @@ class PairScorer:
 
     def relation_pair(self, q: np.ndarray, e: np.ndarray) -> np.ndarray:
         """p(same relation) for rows of subject-free query and edit embeddings (n, d); zeros without a pair model."""
-        q, e = np.atleast_2d(q), np.atleast_2d(e)
-        m = self.relation_mlp
-        if m is None:
-            return np.zeros(len(q), np.float32)
-        h = pair_inputs(q, e)
-        h = np.maximum(h @ m["w1"] + m["b1"], 0.0)
-        h = np.maximum(h @ m["w2"] + m["b2"], 0.0)
-        z = h @ m["w3"] + m["b3"]
-        return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
+        if self.relation_mlp is None:
+            return np.zeros(len(np.atleast_2d(q)), np.float32)
+        return pair_probability(self.relation_mlp, q, e)
 
     @property
-    def pair_model(self) -> Any:
+    def pair_model(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
         """:meth:`relation_pair` when this scorer has a pair model, else None (what ``candidates`` takes)."""
         return self.relation_pair if self.relation_mlp is not None else None
 
@@ -162,7 +166,6 @@ class PairScorer:
         import torch
 
         torch.manual_seed(seed)
-        qt, et = torch.tensor(q, dtype=torch.float32), torch.tensor(e, dtype=torch.float32)
         yt = torch.tensor(y, dtype=torch.float32)
         l1 = torch.nn.Linear(2 * q.shape[1], hidden[0])
         l2 = torch.nn.Linear(hidden[0], hidden[1])
@@ -177,7 +180,7 @@ class PairScorer:
             total = 0.0
             for b in range(0, len(order), batch):
                 i = order[b:b + batch]
-                x = torch.cat([qt[i] * et[i] * PAIR_SCALE[0], (qt[i] - et[i]).abs() * PAIR_SCALE[1]], dim=1)
+                x = torch.from_numpy(pair_inputs(q[i.numpy()], e[i.numpy()]))
                 opt.zero_grad()
                 loss = loss_fn(net(x).squeeze(-1), yt[i])
                 loss.backward()

@@ -39,7 +39,7 @@ from bbedit.errors import ConfigError
 from bbedit.memory.memory import EditMemory
 from bbedit.memory.subjects import name_key
 from bbedit.scope.features import FEATURES, LEARNED, PAIR, candidates, project_cos
-from bbedit.scope.model import PairScorer
+from bbedit.scope.model import PairScorer, pair_probability
 from bbedit.scope.pairs import POSITIVE_KINDS, Pair, generate
 from bbedit.types import Edit
 
@@ -210,27 +210,21 @@ def fit_pair_model(rows_t: Rows, rows_d: Rows, train: Sequence[Pair], named: np.
     the ones it memorised. The dev rows and the returned model use a fit on every group."""
     import zlib
 
-    fit_rows = named
-    rel_fold = {}
-    for q in np.unique(rows_t.qidx):
-        rel = train[q].relation or train[q].kind
-        rel_fold[q] = zlib.crc32(rel.encode()) % folds
-    fold = np.array([rel_fold[q] for q in rows_t.qidx])
-    scorer = PairScorer(FEATURES, np.zeros(1), np.ones(1), np.zeros((1, 1)), np.zeros(1), np.zeros(1), 0.0)
+    fold_of = {q: zlib.crc32((train[q].relation or train[q].kind).encode()) % folds for q in np.unique(rows_t.qidx)}
+    fold = np.array([fold_of[q] for q in rows_t.qidx])
     held_auc = []
     for k in range(folds):
-        m = fit_rows & (fold != k)
-        scorer.relation_mlp = PairScorer.fit_relation_pair(rows_t.q_ctx[m], rows_t.e_ctx[m], rows_t.y[m], seed=seed + k)
+        m = named & (fold != k)
+        mlp_k = PairScorer.fit_relation_pair(rows_t.q_ctx[m], rows_t.e_ctx[m], rows_t.y[m], seed=seed + k)
         held = fold == k
-        rows_t.x[held, PAIR] = scorer.relation_pair(rows_t.q_ctx[held], rows_t.e_ctx[held])
-        h = held & fit_rows
+        rows_t.x[held, PAIR] = pair_probability(mlp_k, rows_t.q_ctx[held], rows_t.e_ctx[held])
+        h = held & named
         held_auc.append(_auc(rows_t.x[h, PAIR], rows_t.y[h]))
         log.info("relation pair model, fold %d: held-out AUC %.4f on %d rows", k, held_auc[-1], int(h.sum()))
-    mlp = PairScorer.fit_relation_pair(rows_t.q_ctx[fit_rows], rows_t.e_ctx[fit_rows], rows_t.y[fit_rows], seed=seed)
-    scorer.relation_mlp = mlp
-    rows_d.x[:, PAIR] = scorer.relation_pair(rows_d.q_ctx, rows_d.e_ctx)
+    mlp = PairScorer.fit_relation_pair(rows_t.q_ctx[named], rows_t.e_ctx[named], rows_t.y[named], seed=seed)
+    rows_d.x[:, PAIR] = pair_probability(mlp, rows_d.q_ctx, rows_d.e_ctx)
     dn = (rows_d.y >= 0) & (rows_d.x[:, FEATURES.index("subject_named")] > 0)
-    return mlp, {"fit_rows": int(fit_rows.sum()), "folds": folds, "held_out_relation_auc": held_auc,
+    return mlp, {"fit_rows": int(named.sum()), "folds": folds, "held_out_relation_auc": held_auc,
                  "dev_auc_named": _auc(rows_d.x[dn, PAIR], rows_d.y[dn]),
                  "dev_auc_named_projection": _auc(rows_d.x[dn, LEARNED], rows_d.y[dn])}
 
@@ -240,14 +234,9 @@ def _auc(score: np.ndarray, y: np.ndarray) -> float:
     pos, neg = score[y == 1], score[y == 0]
     if not len(pos) or not len(neg):
         return 0.5
-    order = np.argsort(np.concatenate([pos, neg]), kind="stable")
-    ranks = np.empty(len(order))
-    ranks[order] = np.arange(1, len(order) + 1)
-    allv = np.concatenate([pos, neg])
-    # average ranks over ties
-    _, inv, counts = np.unique(allv, return_inverse=True, return_counts=True)
-    sums = np.bincount(inv, weights=ranks)
-    ranks = (sums / counts)[inv]
+    # rank of each score among all, ties sharing their average rank
+    _, inv, counts = np.unique(np.concatenate([pos, neg]), return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inv]
     return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
