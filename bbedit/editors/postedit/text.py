@@ -51,7 +51,8 @@ def replace_target(text: str, old: str, new: str) -> str:
 
 # Values an answer asserts: capitalised name runs ("Elon Musk", "United States of America") and numbers
 _CAP = r"[A-ZÀ-ÖØ-Þ][\w'\-]*"
-_VALUE_RUN = re.compile(_CAP + r"(?:\s+(?:(?:of|de|da|del|von|van|la|le|du|and|&)\s+)?" + _CAP + r")*"
+_NAME_JOINERS = ("of", "de", "da", "del", "von", "van", "la", "le", "du", "and", "&")  # "Bank of England"
+_VALUE_RUN = re.compile(_CAP + r"(?:\s+(?:(?:" + "|".join(_NAME_JOINERS) + r")\s+)?" + _CAP + r")*"
                         r"|\d(?:[\d,.]*\d)?", re.UNICODE)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # capitalised words that are not values: function words, pronouns, titles, dates' names
@@ -103,7 +104,6 @@ _OPENING = re.compile(r"\s*(?:the\s+)?(" + _VALUE_RUN.pattern + r")(?=\s*(?:[,.;
 
 # ... or with a few words that describe the value before it: "British car manufacturer Triumph, part of",
 # "the city of Moscow, Russia.", "music group Gong."
-_NAME_JOINERS = frozenset({"of", "de", "da", "del", "von", "van", "la", "le", "du", "and", "&"})
 _DESCRIBED = re.compile(r"\s*(?:(?:the|a|an)\s+)?((?:[\w'\-]+\s+){1,4}?)(" + _VALUE_RUN.pattern
                         + r")(?=\s*(?:[,.;(\n]|$))")
 
@@ -112,9 +112,10 @@ def _opening_value(text: str, exclude: Iterable[str], numeric: bool) -> list[tup
     """The value an answer to a cloze prompt opens with, and what is appended to it ("Orlando, Florida,
     United States."), also after a few words that describe it ("British car manufacturer Triumph,", "the
     city of Moscow, Russia."); [] when it opens otherwise ("the 13th century" for a place; "the German
-    automobile manufacturer BMW in the late 1930s", where the sentence goes on). On PostEdit's recorded CounterFact answers (cloze queries in scope, old value known) it
-    finds a value in 546 of 1,000, the old value itself in 467 of them, and most others the answer's own
-    value for the question ("Paris, France" where the old value is France)."""
+    automobile manufacturer BMW in the late 1930s", where the sentence goes on). Before the describing
+    words were read, on PostEdit's recorded CounterFact answers (cloze queries in scope, old value known)
+    it found a value in 546 of 1,000, the old value itself in 467 of them, and most others the answer's
+    own value for the question ("Paris, France" where the old value is France)."""
     m = _OPENING.match(text)
     if m is not None and m.group(1).casefold() in _ABBREVIATIONS and text[m.end(1):m.end(1) + 1] == ".":
         m = None  # "St. Eutrope Church in Arles": an abbreviation, not a value
@@ -122,8 +123,8 @@ def _opening_value(text: str, exclude: Iterable[str], numeric: bool) -> list[tup
     if m is None:
         m, group = _DESCRIBED.match(text), 2
         desc = m.group(1).split() if m is not None else []
-        if m is not None and (not any(w[:1].islower() for w in desc)
-                              or (len(desc) > 1 and desc[-1] in _NAME_JOINERS and desc[-2][:1].isupper())):
+        if desc and (not any(w[:1].islower() for w in desc)
+                     or (len(desc) > 1 and desc[-1] in _NAME_JOINERS and desc[-2][:1].isupper())):
             return []  # "United States Navy Reserve,", "Union of European Football Associations": one name
     if m is None or m.group(group)[:1].isdigit() != numeric:
         return []
@@ -468,8 +469,10 @@ def replace_value(answer: str, edit: Edit, query: str = "", typed: ValueFinder |
         # and later mentions of its short name ("Intel Corporation", then "Intel's")
         value, core, appended = found
         out = _replace_known(answer, dataclasses.replace(edit, target_old=value), query)
+        if out is None:
+            return None
         for later in dict.fromkeys([core, *appended]):  # and what was appended to it ("Newcastle, Australia")
-            if out is not None and later != value:
+            if later != value:
                 out = _replace_known(out, dataclasses.replace(edit, target_old=later), query) or out
         return out
     return _replace_known(answer, edit, query)
