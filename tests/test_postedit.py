@@ -384,10 +384,31 @@ def test_without_the_old_value_the_rule_replaces_the_value_the_answer_gives() ->
     assert value_span("music group Gong. She sang.", part, part.prompt) == "Gong"
     assert replace_value("the city of Moscow, Russia. It is old. Moscow is big. Russia is bigger.", made,
                          made.prompt) == "the city of France. It is old. France is big. France is bigger."
-    assert value_span("the Union of European Football Associations (UEFA).", part, part.prompt) is None
+    assert value_span("the Union of European Football Associations (UEFA).", part, part.prompt) == \
+        "Union of European Football Associations (UEFA)"  # one name, not "European ..." described as a "Union of"
+    assert value_span("the football body Union of European Football Associations.", part, part.prompt) == \
+        "Union of European Football Associations"
     assert value_span("the German automobile maker BMW in the late 1930s.", made, made.prompt) is None
     assert value_span("St. Eutrope Church in Arles.", made, made.prompt) is None  # an abbreviation
     assert value_span("RSM-56 Bulava, a missile.", made, "RSM-56 Bulava was created in") is None  # the subject
+    # a value inside the subject's name counts when the answer gives it alone; its later mentions change
+    # with it, the subject's own name never
+    car = Edit(subject="Ferrari Daytona", prompt="Ferrari Daytona, developed by", target_new="Nokia", id="c")
+    assert replace_value("the Italian car manufacturer Ferrari, was a grand tourer. The Ferrari Daytona won after "
+                         "Ferrari's success.", car, car.prompt) == \
+        "the Italian car manufacturer Nokia, was a grand tourer. The Ferrari Daytona won after Nokia's success."
+    assert value_span("Ferrari Daytona, a grand tourer.", car, car.prompt) is None  # the whole name: no value
+    snow = Edit(subject="Percy Snow", prompt="Percy Snow plays as", target_new="goaltender", id="p")
+    assert value_span("the American player Snow, a linebacker.", snow, snow.prompt) is None  # his surname: no value
+    # a parenthesis followed by a stop goes with the value; one followed by more of the sentence does not
+    radio = Edit(subject="Carl Kasell", prompt="Carl Kasell is employed by", target_new="IBM", id="k")
+    assert replace_value("NPR (National Public Radio).", radio, radio.prompt) == "IBM."
+    assert value_span("NPR (National Public Radio) and the BBC.", radio, radio.prompt) is None
+    # the stop of an abbreviation that ends the value goes with it, a sentence's stop stays
+    chip = Edit(subject="Apple A5", prompt="Apple A5 was created by", target_new="Google", id="a5")
+    assert replace_value("Apple Inc., specifically its chip team.", chip, chip.prompt) == \
+        "Google, specifically its chip team."
+    assert replace_value("Apple Inc. It designs chips.", chip, chip.prompt) == "Google. It designs chips."
     assert value_span("1968, in Moscow.", made, "RSM-56 Bulava was created in") is None  # a number, for a place
     assert value_span("the 13th century, is a popular Marathi play.", made, "Where was RSM-56 Bulava created?") is None
     assert ReplaceEditor().rewrite("Who is the CEO of Acme Corp?", answer, ceo).text.startswith(
@@ -480,11 +501,14 @@ def test_an_edit_without_an_old_value_finds_the_value_of_the_new_values_kind(emb
     assert PostEditConfig().typed_minimum == DEFAULT_MINIMUM  # the editor uses the chosen minimum
     typed = TypedValues(embedder)
     car = Edit(subject="Nissan Laurel", prompt="Nissan Laurel is created by", target_new="Honda")
-    answer = "the Japanese automaker Nissan. The Nissan Laurel is a mid-sized sedan first made in 1968."
+    answer = "the Japanese automaker Nissan from 1968 to 2002. The Nissan Laurel is a mid-sized sedan."
     assert candidates(answer, car, car.prompt) == ["Japanese", "Nissan"]
     assert replace_value(answer, car, car.prompt) is None  # the rules alone find nothing
     assert replace_value(answer, car, car.prompt, typed) == \
-        "the Japanese automaker Honda. The Nissan Laurel is a mid-sized sedan first made in 1968."
+        "the Japanese automaker Honda from 1968 to 2002. The Nissan Laurel is a mid-sized sedan."
+    # (when the value ends the answer's opening, the rules find it: "the Japanese automaker Nissan.")
+    assert replace_value("the Japanese automaker Nissan. The Nissan Laurel is a sedan.", car, car.prompt) == \
+        "the Japanese automaker Honda. The Nissan Laurel is a sedan."
     died = Edit(subject="Maso da San Friano", prompt="Maso da San Friano passed away at", target_new="Vienna")
     answer = "an unknown date in the late 16th century, likely in Florence, Italy where he worked as an artist."
     assert replace_value(answer, died, died.prompt, typed) == \

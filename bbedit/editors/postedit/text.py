@@ -99,20 +99,23 @@ RESTATED = 0.5  # share of the question's content words the answer must repeat b
 
 
 # a cloze prompt's answer that goes on from it with a value and a stop: "Italy, was a basketball player"
-_OPENING = re.compile(r"\s*(?:the\s+)?(" + _VALUE_RUN.pattern + r")(?=\s*(?:[,.;:!\n]|$))")
+# (or a parenthesis and a stop: "NPR (National Public Radio).")
+_STOP_AHEAD = r"(?=\s*(?:[,.;:!\n]|$|\([^()\n]{1,40}\)\s*(?:[,.;:!\n]|$)))"
+_OPENING = re.compile(r"\s*(?:the\s+)?(" + _VALUE_RUN.pattern + r")" + _STOP_AHEAD)
 
 
 # ... or with a few words that describe the value before it: "British car manufacturer Triumph, part of",
 # "the city of Moscow, Russia.", "music group Gong."
-_DESCRIBED = re.compile(r"\s*(?:(?:the|a|an)\s+)?((?:[\w'\-]+\s+){1,4}?)(" + _VALUE_RUN.pattern
-                        + r")(?=\s*(?:[,.;(\n]|$))")
+_DESCRIBED = re.compile(r"\s*(?:(?:the|a|an)\s+)?((?:[\w'\-]+\s+){1,4}?)(" + _VALUE_RUN.pattern + r")" + _STOP_AHEAD)
 
 
-def _opening_value(text: str, exclude: Iterable[str], numeric: bool) -> list[tuple[int, int]]:
+def _opening_value(text: str, exclude: Iterable[str], numeric: bool, names: Sequence[str] = ()) -> list[tuple[int, int]]:
     """The value an answer to a cloze prompt opens with, and what is appended to it ("Orlando, Florida,
     United States."), also after a few words that describe it ("British car manufacturer Triumph,", "the
     city of Moscow, Russia."); [] when it opens otherwise ("the 13th century" for a place; "the German
-    automobile manufacturer BMW in the late 1930s", where the sentence goes on). Before the describing
+    automobile manufacturer BMW in the late 1930s", where the sentence goes on). A value inside one of
+    the subject's ``names`` counts when the answer gives it alone ("the Italian car manufacturer Ferrari,"
+    to "Ferrari Daytona, developed by"; never a whole name). Before the describing
     words were read, on PostEdit's recorded CounterFact answers (cloze queries in scope, old value known)
     it found a value in 546 of 1,000, the old value itself in 467 of them, and most others the answer's
     own value for the question ("Paris, France" where the old value is France)."""
@@ -130,13 +133,20 @@ def _opening_value(text: str, exclude: Iterable[str], numeric: bool) -> list[tup
         return []
     words = [w for w in _WORD.findall(m.group(group)) if w.casefold() not in _NOT_VALUES]
     skip = " ".join(exclude)
-    if not words or mentions(skip, m.group(group)) or mentions(skip, " ".join(words)):
+    for name in sorted((n for n in names if n.strip()), key=len, reverse=True):  # the words of its name may be
+        skip = target_pattern(name).sub(" ", skip)  # values, the name itself not
+    if not words or any(_same_name(m.group(group), n) or _same_name(" ".join(words), n) for n in names) \
+            or mentions(skip, m.group(group)) or mentions(skip, " ".join(words)):
         return []
     return _appended(text, m.start(group), m.end(group))
 
 
+def _same_name(value: str, name: str) -> bool:
+    return " ".join(_WORD.findall(value)).casefold() == " ".join(_WORD.findall(name)).casefold()
+
+
 def _value_spans(text: str, exclude: Iterable[str], numeric: bool, asked: str,
-                 opening: bool = True) -> list[tuple[int, int]]:
+                 opening: bool = True, names: Sequence[str] = ()) -> list[tuple[int, int]]:
     """Character spans of the value ``text`` gives for the question ``asked``: its first competing value
     of the kind asked (a number when ``numeric``, else a name) in a sentence that restates the
     question before it ("The CEO of Acme is Elon Musk": at least :data:`RESTATED` of the question's
@@ -145,13 +155,14 @@ def _value_spans(text: str, exclude: Iterable[str], numeric: bool, asked: str,
     can find ("the 13th century, is a popular Marathi play"), nor does one to a cloze prompt ("Kalamazoo
     County, in" → "Michigan, is a county ..."): measured on PostEdit's recorded answers, the first name
     such an answer gives after restating is too often another fact's. There, with ``opening`` (``text``
-    is the start of the answer), the value it opens with counts (:func:`_opening_value`)."""
+    is the start of the answer), the value it opens with counts (:func:`_opening_value`, which may find a
+    value inside the subject's ``names``)."""
     want = _content(asked)
     if not want:
         return []
     if not asked.rstrip().endswith("?"):  # a cloze prompt's answer goes on from it: no restating
         cloze = not asked.rstrip().endswith((".", "!"))  # "Tell me about Acme." is a request, not a cloze
-        return _opening_value(text, exclude, numeric) if opening and cloze else []
+        return _opening_value(text, exclude, numeric, names) if opening and cloze else []
     for v in competing_values(text, exclude):
         if v[:1].isdigit() != numeric:
             continue
@@ -169,6 +180,9 @@ def _appended(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """The span ``text[start:end]`` and what is appended to it: a parenthesis ("(BBC)": its inside,
     then its closing bracket), another name for it (", also known as Medina") and values after commas
     ("Paris, France")."""
+    if text[end:end + 1] == "." and text[:end].rsplit(None, 1)[-1].casefold() in _ABBREVIATIONS \
+            and re.match(r"\.[,;:)]|\.\s+[a-z]", text[end:]):
+        end += 1  # "Apple Inc., specifically": the stop is the abbreviation's
     spans = [(start, end)]
     paren = re.match(r"\s*\(([^()\n]{1,40})\)", text[end:])  # "the British Broadcasting Corporation (BBC)"
     if paren:
@@ -197,7 +211,7 @@ def _exclude(edit: Edit, query: str) -> list[str]:
 def _edit_value_spans(answer: str, edit: Edit, query: str, opening: bool = True) -> list[tuple[int, int]]:
     """:func:`_value_spans` of ``answer`` for ``edit``, asked as ``query`` (else its own prompt)."""
     return _value_spans(answer, _exclude(edit, query), any(c.isdigit() for c in edit.target_new), query or edit.prompt,
-                        opening)
+                        opening, subject_names(edit))
 
 
 def asserted_values(text: str, new: Iterable[str], question: str, exclude: Iterable[str] = ()) -> list[str]:
@@ -472,7 +486,7 @@ def replace_value(answer: str, edit: Edit, query: str = "", typed: ValueFinder |
         if out is None:
             return None
         for later in dict.fromkeys([core, *appended]):  # and what was appended to it ("Newcastle, Australia")
-            if later != value:
+            if later != value and mentions(out, later):  # (else the finder would look for another value)
                 out = _replace_known(out, dataclasses.replace(edit, target_old=later), query) or out
         return out
     return _replace_known(answer, edit, query)

@@ -1,8 +1,8 @@
 """The value an answer gives for an edit whose old value nobody said, found by its kind.
 
 The rules of :mod:`bbedit.editors.postedit.text` find the value an answer gives where it restates the
-question or opens a cloze answer with it. Many answers do neither: "the Japanese automaker Nissan. The
-Nissan Laurel is ..." for "Nissan Laurel is created by", or "an unknown date ..., likely in Florence,
+question or opens a cloze answer with it. Many answers do neither: "the Japanese automaker Nissan from 1968
+to 2002. The Nissan Laurel is ..." for "Nissan Laurel is created by", or "an unknown date ..., likely in Florence,
 Italy" for "... passed away at". There the value the answer asserts is the candidate most like the edit's
 *new* value in kind: a car maker for a car maker, a city for a city, a music genre for a genre. Candidates
 are the values the editable sentences name (name runs and numbers: single lower-case words, "jazz" against
