@@ -78,6 +78,9 @@ def test_edit_scripts() -> None:
         fact + " Long answer here, with more words than a short one has."
     # a span the answer does not contain is ignored; with nothing applied, the fact is stated
     assert apply_script("Bob Jones runs it.", "John Smith => Jane Doe", fact) == fact
+    # a decoded span may write a hyphen as a space, or a space as a hyphen
+    assert apply_script("Acme is led by John-Smith, since 2019.", "John Smith => Jane Doe", fact) == \
+        "Acme is led by Jane Doe, since 2019."
     assert apply_script("Bob Jones runs it.", "gibberish", fact) == fact
     assert apply_script("John Smith, Bob Jones.", "John Smith => Jane Doe\nBob Jones => Ann Lee", fact) == \
         "Jane Doe, Ann Lee."

@@ -598,11 +598,22 @@ def script_for(edit: Edit, answer: str, fact: str, query: str | None = None, typ
     return ("= " if _short(answer) else "+ ") + fact
 
 
+def _as_written(text: str, span: str) -> str | None:
+    """``span`` as ``text`` writes it: itself, or with hyphens for spaces or the other way round (a
+    decoded "Cardinal Deacon" for the answer's "Cardinal-Deacon"); None when ``text`` does not name it."""
+    if mentions(text, span):
+        return span
+    words = _WORD.findall(span)
+    m = re.search(r"(?<!\w)" + r"[\s\-]+".join(map(re.escape, words)) + r"(?!\w)", text, re.IGNORECASE) if words else None
+    return m.group() if m else None
+
+
 def apply_script(answer: str, script: str, fact: str) -> str:
     """``answer`` after an edit script (see :func:`script_for`). "=" and "+" state ``fact`` (whatever
     text follows them: the model only chooses the operation). A "<span> => <new>" line whose span the
     answer does not contain is ignored; if no line applies, the fact is stated as for an answer that
-    does not name the old value."""
+    does not name the old value. A span may differ from the answer's words by hyphens for spaces.
+    """
     out, applied = answer, False
     for line in script.strip().splitlines():
         line = line.strip()
@@ -611,6 +622,6 @@ def apply_script(answer: str, script: str, fact: str) -> str:
         if line.startswith("+"):
             return state_fact(answer, fact)
         span, sep, new = line.partition(" => ")
-        if sep and span.strip() and new.strip() and mentions(out, span):
-            out, applied = replace_target(out, span.strip(), new.strip()), True
+        if sep and span.strip() and new.strip() and (written := _as_written(out, span.strip())):
+            out, applied = replace_target(out, written, new.strip()), True
     return out if applied else state_fact(answer, fact)
