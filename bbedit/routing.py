@@ -19,6 +19,7 @@ from bbedit.errors import ConfigError
 from bbedit.memory.memory import EditMemory
 from bbedit.memory.subjects import named_in
 from bbedit.scope.gate import ScopeGate, load_gate
+from bbedit.scope.pair_templates import labels_differ
 from bbedit.types import Edit, GateDecision, Message
 
 _NO_DECISION = GateDecision(None, 0.0, ())
@@ -77,12 +78,19 @@ class Route:
 
     def explain(self, n: int = 5) -> list[dict[str, object]]:
         """The ``n`` best candidates as plain dicts, for logs, the CLI and debug fields: id, subject,
-        prompt, ``subject_named`` (the subject name or alias the query uses, or None), score, accepted."""
+        prompt, ``subject_named`` (the subject name or alias the query uses, or None), score, accepted, and
+        ``labels_differ`` (the two Wikidata labels) where the query and the edit name different properties."""
         chosen = self.edit.id if self.edit is not None else None
         q = self.query or ""
-        return [{"id": e.id, "subject": e.subject, "prompt": e.prompt,
-                 "subject_named": named_in(q, (e.subject, *e.aliases)), "score": round(float(s), 4),
-                 "accepted": e.id == chosen} for e, s in self.candidates[:n]]
+        out: list[dict[str, object]] = []
+        for e, s in self.candidates[:n]:
+            row: dict[str, object] = {"id": e.id, "subject": e.subject, "prompt": e.prompt,
+                                      "subject_named": named_in(q, (e.subject, *e.aliases)), "score": round(float(s), 4),
+                                      "accepted": e.id == chosen}
+            if (differ := labels_differ(q, e.prompt, (e.subject, *e.aliases))) is not None:
+                row["labels_differ"] = list(differ)  # why a named candidate scored 0
+            out.append(row)
+        return out
 
     def explanation(self, n: int = 5) -> dict[str, object]:
         """The decision as a plain dict: the threshold, whether it is in scope, :meth:`explain`'s ``n``

@@ -25,6 +25,7 @@ from bbedit.memory.memory import EditMemory, Retrieval
 from bbedit.scope.cross import CrossScorer, default_model_dir, edit_text
 from bbedit.scope.features import FEATURES, candidates
 from bbedit.scope.model import PairScorer
+from bbedit.scope.pair_templates import labels_differ
 from bbedit.types import GateDecision, utc_now
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,12 @@ class GateBase:
 class LearnedGate(GateBase):
     """Subject/alias matching + relation similarity, scored by a small trained model.
 
+    One rule overrides the model: a query that names its relation by a Wikidata label ("The place of
+    birth of X is") is not about an edit whose prompt names another ("The sex or gender of X is"):
+    that candidate scores 0 (:func:`~bbedit.scope.pair_templates.labels_differ`; on label-form
+    prompts about training subjects the model alone accepted several per cent of such pairs:
+    ``eval/label_forms.py``). ``label_rule=False`` leaves the model alone.
+
     ``scorer`` defaults to the model shipped with bbedit (trained on
     counterfact-train pairs only); ``threshold`` is the minimum score to apply an edit
     (default: the threshold recommended with the built-in model).
@@ -148,10 +155,11 @@ class LearnedGate(GateBase):
     name = "learned"
 
     def __init__(self, memory: EditMemory, scorer: PairScorer | None = None, threshold: float | None = None,
-                 k: int = 5) -> None:
+                 k: int = 5, label_rule: bool = True) -> None:
         super().__init__(memory, builtin_threshold() if threshold is None else threshold, k)
         self.scorer = scorer if scorer is not None else builtin_scorer()
         self._builtin = scorer is None
+        self.label_rule = bool(label_rule)  # False: the model alone (for comparison)
 
     def _ranked(self, query: str, retrieval: Retrieval | None) -> list[tuple[Any, float]]:
         r = retrieval if retrieval is not None else self.memory.retrieve(query, self.k)
@@ -159,12 +167,17 @@ class LearnedGate(GateBase):
         if not cands:
             return []
         p = self.scorer.score(np.stack([c.features for c in cands]))
+        for i, c in enumerate(cands):  # both name their relation by a Wikidata label, and not the same one
+            if self.label_rule and labels_differ(query, c.edit.prompt, (c.edit.subject, *c.edit.aliases)) is not None:
+                p[i] = 0.0
         order = np.argsort(-p, kind="stable")
         return [(cands[i].edit, float(p[i])) for i in order]
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
         d["model"] = "builtin" if self._builtin else self.scorer.to_dict()
+        if not self.label_rule:
+            d["label_rule"] = False
         return d
 
 
@@ -316,7 +329,7 @@ def load_gate(memory: EditMemory, path: str | os.PathLike[str] | None = None) ->
     if kind == "learned":
         model = d.get("model", "builtin")
         scorer = None if model == "builtin" else PairScorer.from_dict(model, FEATURES)
-        return LearnedGate(memory, scorer, threshold, k)
+        return LearnedGate(memory, scorer, threshold, k, label_rule=bool(d.get("label_rule", True)))
     if kind == "cross":
         model = d.get("model", "builtin")
         try:

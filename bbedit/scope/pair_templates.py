@@ -6,13 +6,15 @@ are added to the Wikidata ones when the pair generator reads them. ``CLOSE`` lis
 relations that are easy to confuse (CEO vs CTO, director vs cast, occupation vs
 position held), used for the hardest negatives. The synthetic company/person/product
 relations describe the shape of user edits; their entities are invented
-(:func:`invented_companies`, :func:`invented_people`).
+(:func:`invented_companies`, :func:`invented_people`). :func:`labels_differ` reads the Wikidata
+labels two prompts name, for the gate.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 
 # relation -> (group, forms)
 RELATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -519,3 +521,51 @@ OTHER_LABELS: tuple[str, ...] = (
     "encoded by", "genomic start", "chromosome", "strand orientation", "physically interacts with", "medical condition",
     "symptoms and signs", "drug used for treatment", "health specialty", "risk factor", "genetic association",
 )
+
+
+# --- Two prompts that each name their relation by a Wikidata label ------------------------------------
+# "The place of birth of X is" and "The sex or gender of X is" (KnowEdit's form for recent and
+# counterfactual Wikidata facts) name two different properties outright; no paraphrase of one is the other.
+# Other names for some of these properties in the same form, from ParaRel's patterns ("The mother tongue of
+# [X] is [Y].") and counterfact-train's prompts ("The twin city of {} is"): a query in one form is about an
+# edit in another. Vaguer words ("language", "location", "affiliation") name no one property, so a prompt
+# using them is never told apart by its label.
+LABEL_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "P101": ("domain of activity", "domain of work", "expertise"), "P103": ("mother tongue",),
+    "P106": ("profession",), "P36": ("capital city",), "P364": ("original language",), "P190": ("twin city",),
+    "P140": ("official religion",),
+}
+_LABEL_KEYS: dict[str, frozenset[str]] = {}
+for _key, _labels in (*LABELS.items(), *LABEL_SYNONYMS.items()):
+    for _label in _labels:
+        _LABEL_KEYS[_label.casefold()] = _LABEL_KEYS.get(_label.casefold(), frozenset()) | {_key}
+for _label in OTHER_LABELS:
+    _LABEL_KEYS[_label.casefold()] = _LABEL_KEYS.get(_label.casefold(), frozenset()) | {"label:" + _label.casefold()}
+
+
+def named_label(prompt: str, names: Sequence[str]) -> str | None:
+    """The Wikidata property label ``prompt`` asks about one of ``names`` (a subject and its aliases)
+    in KnowEdit's label forms ("The father of {} is", "The name of the father of {} is", "{} father"),
+    lower-cased; None when the prompt is not in those forms or the label is not one this module knows
+    (:data:`LABELS`, :data:`OTHER_LABELS`): "The mother tongue of {} is" names no Wikidata label."""
+    low = " ".join(prompt.split()).rstrip(" ?.").casefold()
+    for name in sorted((n for n in names if n and n.strip()), key=len, reverse=True):
+        key = " ".join(name.split()).casefold()
+        if key not in low:
+            continue
+        t = low.replace(key, "{}", 1)
+        for pat in _LABEL_FORM:
+            m = pat.fullmatch(t)
+            if m and m.group(1) in _LABEL_KEYS:
+                return m.group(1)
+    return None
+
+
+def labels_differ(query: str, prompt: str, names: Sequence[str]) -> tuple[str, str] | None:
+    """(the query's label, the prompt's label) when both name a Wikidata property of the subject
+    (:func:`named_label`) and the two are different properties (no relation key holds both labels:
+    "original network" and "original broadcaster" are one); None otherwise."""
+    a, b = named_label(query, names), named_label(prompt, names)
+    if a is None or b is None or _LABEL_KEYS[a] & _LABEL_KEYS[b]:
+        return None
+    return a, b
