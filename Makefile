@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast lint typecheck console docs-console eval-console eval-scope eval-conversation eval-longform eval-demo eval-scope-counterfact eval-overhead eval-middleware eval-scale eval-whitebox eval-summary eval-suites eval-cli eval clean
+.PHONY: install demo test test-fast lint typecheck console docs-console eval-console eval-scope eval-conversation eval-longform eval-demo eval-scope-counterfact eval-label-forms eval-overhead eval-middleware eval-scale eval-whitebox eval-summary eval-suites eval-cli eval clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -64,6 +64,10 @@ eval-longform: $(STAMP)
 eval-scope-counterfact: $(STAMP)
 	$(BIN)/python eval/scope_counterfact.py
 
+# the gate on two Wikidata label forms of one subject (training subjects; ~20 s)
+eval-label-forms: $(STAMP)
+	PYTHONPATH=. $(BIN)/python eval/label_forms.py
+
 SUITES := counterfact zsre postedit-counterfact postedit-zsre mquake-hard sequential general
 
 # each suite resumes from its call cache (eval/.cache) if interrupted
@@ -97,7 +101,7 @@ eval-cli: $(STAMP)
 eval-summary: $(STAMP)
 	$(BIN)/python -m bbedit.evaluation.summary
 
-eval: eval-scope eval-overhead eval-middleware eval-suites eval-whitebox eval-summary
+eval: eval-scope eval-label-forms eval-overhead eval-middleware eval-suites eval-whitebox eval-summary
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info

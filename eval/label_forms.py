@@ -5,10 +5,10 @@ KnowEdit states its recent and counterfactual Wikidata facts this way, and asks 
 other properties the same way. Built from training data only: subjects of counterfact-train, one edit
 each in label form, and the same subject asked about another property (out of scope) or the edit's own
 property in the other label forms (in scope). Labels come from two pools: ones the gate's training pairs
-use (``LABELS``) and Wikidata labels no training file names (the rule does not know them either, so
+use (`LABELS`) and Wikidata labels no training file names (the rule does not know them either, so
 it leaves them to the model). The gate with its label rule is compared with the model alone.
 
-    PYTHONPATH=. python eval/label_forms.py
+    PYTHONPATH=. python eval/label_forms.py   (make eval-label-forms)
 """
 
 from __future__ import annotations
