@@ -80,6 +80,11 @@ def test_two_prompts_that_name_different_wikidata_labels_ask_different_things(me
     why = {c["id"]: c for c in Router(memory, gate).route_query("The place of birth of Leo Arons is").explain()}
     assert why["gender"]["score"] == 0.0 and why["gender"]["labels_differ"] == ["place of birth", "sex or gender"]
     assert "labels_differ" not in why["unit"]
+    from bbedit.cli.ask import explain_text
+
+    route = Router(memory, gate).route_query("The place of birth of Leo Arons is")
+    text = explain_text({"threshold": route.threshold, "in_scope": route.in_scope, "candidates": route.explain()})
+    assert "other property: 'place of birth', not 'sex or gender'" in text
 
 
 def test_similarity_baseline_cannot_tell_neighbours(filled: EditMemory) -> None:
