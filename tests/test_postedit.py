@@ -524,5 +524,10 @@ def test_an_edit_without_an_old_value_finds_the_value_of_the_new_values_kind(emb
     lang = Edit(subject="Danielle Darrieux", prompt="The mother tongue of Danielle Darrieux is", target_new="English")
     answer = "a question many ask: she starred in films by Max Ophüls and Billy Wilder over eight decades."
     assert typed(answer, lang, lang.prompt) is None
+    # a new value in lower case replaces a common word, never a name: no candidate
+    spot = Edit(subject="John Navarre", prompt="John Navarre plays as", target_new="linebacker")
+    played = "a quarterback for Michigan. Navarre then played in the NFL and made the Pro Bowl."
+    assert candidates(played, spot, spot.prompt) and typed.scored(played, spot, spot.prompt) == []
+    assert typed(played, spot, spot.prompt) is None
     assert script_for(lang, answer, "The mother tongue of Danielle Darrieux is English.", lang.prompt,
                       typed).startswith("+ ")

@@ -6,7 +6,8 @@ to 2002. The Nissan Laurel is ..." for "Nissan Laurel is created by", or "an unk
 Italy" for "... passed away at". There the value the answer asserts is the candidate most like the edit's
 *new* value in kind: a car maker for a car maker, a city for a city, a music genre for a genre. Candidates
 are the values the editable sentences name (name runs and numbers: single lower-case words, "jazz" against
-"music", are too often matched by a more general word); each is compared with the new value by MiniLM
+"music", are too often matched by a more general word; so a new value in lower case, whose old value is a
+common word too, gets no candidate); each is compared with the new value by MiniLM
 cosine, and the best one counts if its cosine reaches ``minimum`` (chosen on answers to counterfact-train prompts:
 ``python -m bbedit.editors.postedit.typed --n 800 --out eval/results/postedit-typed``; PostEdit's files never enter it).
 """
@@ -84,7 +85,11 @@ class TypedValues:
         return self._embedder
 
     def scored(self, answer: str, edit: Edit, query: str) -> list[tuple[str, float]]:
-        """Every candidate with its cosine to the new value, in the answer's order."""
+        """Every candidate with its cosine to the new value, in the answer's order; none for a new value
+        in lower case ("linebacker", "jazz"): the value it replaces is a common word too, never one of
+        the names the candidates are ("NFL", "Pro Bowler" for a position)."""
+        if not any(c.isupper() or c.isdigit() for c in edit.target_new):
+            return []
         cands = candidates(answer, edit, query)
         if not cands:
             return []
