@@ -480,11 +480,17 @@ def relation_of(prompt: str, subject: str) -> str | None:
     if not subject or subject not in prompt:
         return None
     t = " ".join(prompt.replace(subject, "{}", 1).split()).rstrip(" ?.").casefold()
+    label = _form_label(t)
+    return _BY_LABEL[label] if label in _BY_LABEL else zsre_relation(t)
+
+
+def _form_label(template: str) -> str | None:
+    """The label a lower-cased prompt with ``{}`` for its subject names in one of KnowEdit's forms (the
+    forms exclude each other: one opens with "the", the other with the subject), known or not."""
     for pat in _LABEL_FORM:
-        m = pat.fullmatch(t)
-        if m and m.group(1) in _BY_LABEL:
-            return _BY_LABEL[m.group(1)]
-    return zsre_relation(t)
+        if m := pat.fullmatch(template):
+            return m.group(1)
+    return None
 
 
 # Wikidata property labels of relations no key above holds: KnowEdit-style prompts about the same subject
@@ -535,29 +541,36 @@ LABEL_SYNONYMS: dict[str, tuple[str, ...]] = {
     "P106": ("profession",), "P36": ("capital city",), "P364": ("original language",), "P190": ("twin city",),
     "P140": ("official religion",),
 }
-_LABEL_KEYS: dict[str, frozenset[str]] = {}
-for _key, _labels in (*LABELS.items(), *LABEL_SYNONYMS.items()):
-    for _label in _labels:
-        _LABEL_KEYS[_label.casefold()] = _LABEL_KEYS.get(_label.casefold(), frozenset()) | {_key}
-for _label in OTHER_LABELS:
-    _LABEL_KEYS[_label.casefold()] = _LABEL_KEYS.get(_label.casefold(), frozenset()) | {"label:" + _label.casefold()}
+
+
+def _label_keys() -> dict[str, frozenset[str]]:
+    """Each known label (lower-cased) -> the relation keys that hold it; a label of :data:`OTHER_LABELS`
+    is its own key."""
+    keys: dict[str, set[str]] = {}
+    for key, labels in (*LABELS.items(), *LABEL_SYNONYMS.items()):
+        for label in labels:
+            keys.setdefault(label.casefold(), set()).add(key)
+    for label in OTHER_LABELS:
+        keys.setdefault(label.casefold(), set()).add("label:" + label.casefold())
+    return {label: frozenset(k) for label, k in keys.items()}
+
+
+_LABEL_KEYS = _label_keys()
 
 
 def named_label(prompt: str, names: Sequence[str]) -> str | None:
     """The Wikidata property label ``prompt`` asks about one of ``names`` (a subject and its aliases)
     in KnowEdit's label forms ("The father of {} is", "The name of the father of {} is", "{} father"),
     lower-cased; None when the prompt is not in those forms or the label is not one this module knows
-    (:data:`LABELS`, :data:`OTHER_LABELS`): "The mother tongue of {} is" names no Wikidata label."""
+    (:data:`LABELS`, :data:`LABEL_SYNONYMS`, :data:`OTHER_LABELS`): "The mascot of {} is" names none."""
     low = " ".join(prompt.split()).rstrip(" ?.").casefold()
     for name in sorted((n for n in names if n and n.strip()), key=len, reverse=True):
         key = " ".join(name.split()).casefold()
         if key not in low:
             continue
-        t = low.replace(key, "{}", 1)
-        for pat in _LABEL_FORM:
-            m = pat.fullmatch(t)
-            if m and m.group(1) in _LABEL_KEYS:
-                return m.group(1)
+        label = _form_label(low.replace(key, "{}", 1))
+        if label in _LABEL_KEYS:
+            return label
     return None
 
 
