@@ -108,10 +108,18 @@ def about(part: str, subject: str) -> list[str]:
     found = anaphors(part)
     if found:
         return [substitute(part, found[0], subject)]
-    if len(_WORDS.findall(part)) > MAX_PART_WORDS:
+    if len(_WORDS.findall(part)) > MAX_PART_WORDS or proper_name(part):
         return []
     noun = _ARTICLE.sub("", part).rstrip(_END)
     return [f"{possessive(subject)} {noun}", f"the {noun} of {subject}?"]
+
+
+def proper_name(part: str) -> bool:
+    """Whether a part is a name ("Tobago" in "In Trinidad and Tobago, ...", "Globex"): every word
+    capitalised and not an acronym. A name is another thing, never something of the subject's:
+    "Trinidad's Tobago" asks nothing ("CEO", "headquarters" and "flagship product" are items)."""
+    words = _WORDS.findall(_ARTICLE.sub("", part.strip()))
+    return bool(words) and all(w[0].isupper() and not w.isupper() for w in words)
 
 
 def elliptical(text: str) -> bool:
@@ -162,4 +170,4 @@ def earlier_texts(messages: Sequence[Message], turns: int = 6) -> list[str]:
 
 
 __all__ = ["MAX_ELLIPTICAL_WORDS", "MAX_PART_WORDS", "Anaphor", "about", "anaphors", "asks", "earlier_texts",
-           "elliptical", "name_like", "parts", "possessive", "sentences", "strip_lead", "substitute"]
+           "elliptical", "name_like", "parts", "possessive", "proper_name", "sentences", "strip_lead", "substitute"]

@@ -46,6 +46,11 @@ def test_several_part_questions_split_into_parts_asked_about_the_subject() -> No
     assert dialogue.about("headquarters", "Acme") == ["Acme's headquarters", "the headquarters of Acme?"]
     assert dialogue.about("where is it based", "Veltrix Dynamics") == ["where is Veltrix Dynamics based"]
     assert dialogue.about("one two three four five six seven eight nine", "Acme") == []  # a sentence, not an item
+    # a name joined to the subject is another thing, not an item asked about it
+    assert dialogue.parts("In Trinidad and Tobago, the language spoken is", keep=["Trinidad"]) == [
+        "In Trinidad", "Tobago", "the language spoken is"]
+    assert dialogue.about("Tobago", "Trinidad") == [] and dialogue.about("the Globex?", "Acme") == []
+    assert dialogue.about("CEO", "Acme") == ["Acme's CEO", "the CEO of Acme?"]
     assert dialogue.elliptical("And the CTO?") and not dialogue.elliptical("And where is it headquartered?")
     assert dialogue.strip_lead("What about the CTO?") == "the CTO?"
     assert dialogue.asks("where is Acme based") and dialogue.asks("the CTO of Acme")
@@ -117,6 +122,17 @@ def test_a_question_about_several_edits_gets_all_of_them(router: Router, questio
     assert len({e.id for e in route.edits}) == len(route.edits)  # each once
     assert [s for _, s in route.scored_edits][1:] == sorted((s for _, s, _ in route.also), reverse=True)
     assert {a["id"] for a in route.explanation()["also"]} == {e.id for e in route.edits[1:]}  # type: ignore[union-attr]
+
+
+def test_a_name_that_contains_a_subject_is_not_a_question_about_it(embedder) -> None:  # type: ignore[no-untyped-def]
+    m = EditMemory(None, embedder=embedder)
+    m.add_many([Edit(subject="Trinidad", prompt="Trinidad, named for", target_new="Indianapolis", id="t")],
+               supersede=False)
+    router = Router(m)
+    assert "Trinidad's Tobago" not in router.readings("In Trinidad and Tobago, the language spoken is")
+    route = router.route_query("In Trinidad and Tobago, the language spoken is")
+    assert route.edit is None, route.explanation()
+    assert router.route_query("What is Trinidad named after?").edit is not None
 
 
 def test_readings_can_be_switched_off(embedder) -> None:  # type: ignore[no-untyped-def]
