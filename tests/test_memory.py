@@ -185,6 +185,25 @@ def test_an_update_naming_the_subject_by_an_alias_supersedes(memory: EditMemory)
     assert b.supersedes == a.id
 
 
+def test_well_known_subjects_are_found_by_their_other_names(embedder) -> None:  # type: ignore[no-untyped-def]
+    m = EditMemory(None, embedder=embedder)
+    uk = m.add({"subject": "United Kingdom", "prompt": "Who is the prime minister of the United Kingdom?",
+                "target_new": "Ada Moreau"})
+    us = m.add({"subject": "United States", "prompt": "Who is the president of the United States?",
+                "target_new": "Sam Ito"})
+    assert uk.aliases == ()  # the edit itself is not changed
+    assert [e.id for _, es in m.subjects_in("Who leads the UK government?") for e in es] == [uk.id]
+    assert [e.id for _, es in m.subjects_in("Who is the current US president?") for e in es] == [us.id]
+    assert m.subjects_in("Tell us who the president is") == []  # "us" is not "US"
+    # an update naming the subject by another name supersedes
+    again = m.add({"subject": "Britain", "prompt": "Who is the prime minister of Britain?", "target_new": "Lena Cho"})
+    assert again.supersedes == uk.id
+    plain = EditMemory(None, embedder=embedder, known_aliases=False)
+    plain.add({"subject": "United Kingdom", "prompt": "Who is the prime minister of the United Kingdom?",
+               "target_new": "Ada Moreau"})
+    assert plain.subjects_in("Who leads the UK government?") == []
+
+
 def test_hnsw_graph_is_cached_and_invalidated(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     d = tmp_path / "big"
     edits = [{"id": f"f{i}", "subject": f"Firm {i}", "prompt": f"The CEO of Firm {i} is", "target_new": f"P{i}"}

@@ -1,3 +1,8 @@
+import json
+from pathlib import Path
+
+from bbedit.memory.aliases import known_aliases
+from bbedit.memory.build_aliases import build
 from bbedit.memory.subjects import SubjectIndex
 
 
@@ -36,3 +41,42 @@ def test_remove_and_replace() -> None:
     s.add(4, ["Someone Else"])
     assert s.match("Darrieux") == []
     assert s.rows_with_name("someone else") == {4}
+
+
+def test_an_acronym_that_is_a_common_word_is_found_only_as_written() -> None:
+    s = SubjectIndex()
+    s.add(1, ["World Health Organization", "WHO"])
+    s.add(2, ["United States", "US"])
+    assert [m.row for m in s.match("What does the WHO recommend?")] == [1]
+    assert s.match("Who recommends it?") == [] and s.match("who is it") == []
+    assert [m.row for m in s.match("the US president")] == [2] and s.match("tell us") == []
+    s.remove(1)
+    s.add(3, ["who"])  # a lower-case name is matched as any name is
+    assert [m.row for m in s.match("Who is it")] == [3]
+
+
+def test_the_shipped_table_knows_other_names_both_ways() -> None:
+    assert {"UK", "Britain"} <= set(known_aliases(["United Kingdom"]))
+    assert "United Kingdom" in known_aliases(["UK"])
+    assert "NYC" in known_aliases(["New York City"])
+    assert known_aliases(["Veltrix Dynamics"]) == ()
+    assert "UK" not in known_aliases(["United Kingdom", "UK"])  # only names not given already
+
+
+def test_the_alias_table_keeps_only_names_that_come_with_one_answer(tmp_path: Path) -> None:
+    def q(answer: str, aliases: list[str]) -> dict[str, object]:
+        return {"question": f"In what country is X of {answer}?", "answer": answer, "aliases": aliases}
+
+    recs = [q("Freedonia", ["Freedonia", "FRD", "Fredland", "Can", "Sylvania"]) for _ in range(4)]
+    recs[0]["aliases"] = ["Freedonia", "FRD", "Can", "Sylvania"]  # "Fredland" with 3 of 4: under 90%
+    recs += [q("Sylvania", ["Sylvania", "SYL"]) for _ in range(3)]  # another answer's own name
+    recs += [q("Groucho Marx", ["Groucho Marx", "Marx", "Julius Henry Marx"]) for _ in range(3)]  # a bare surname
+    recs += [q("Tiny", ["Tiny", "Small One"])]  # one question only
+    (tmp_path / "popqa").mkdir()
+    (tmp_path / "popqa" / "popqa_test.json").write_text(json.dumps(recs))
+    groups = {g[0]: g[1:] for g in build(tmp_path)["groups"]}
+    assert groups["Freedonia"] == ["FRD"]  # "Can" is a word, "Sylvania" another answer, "Fredland" too rare
+    assert groups["Sylvania"] == ["SYL"]
+    assert groups["Groucho Marx"] == ["Julius Henry Marx"]
+    assert "Tiny" not in groups
+    assert "United Kingdom" in groups  # the countries written out

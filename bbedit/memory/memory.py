@@ -25,6 +25,7 @@ from bbedit.errors import (
     MemoryCorrupt,
     StoreUnavailable,
 )
+from bbedit.memory.aliases import known_aliases
 from bbedit.memory.embedder import DEFAULT_EMBEDDER, Embedder, embedder_dim, load_embedder
 from bbedit.memory.files import load_index_cache, replace_dir, save_index_cache
 from bbedit.memory.index import VectorIndex
@@ -80,7 +81,9 @@ class EditMemory:
     ``relation_similarity`` of the two subject-free prompt embeddings (default: the scope gate's
     learned relation similarity, :func:`bbedit.memory.relation.relation_similarity`) of at least
     ``supersede_threshold`` (default: the one chosen with that projection on its dev pairs,
-    :func:`bbedit.memory.relation.builtin_supersede_threshold`). Thread-safe.
+    :func:`bbedit.memory.relation.builtin_supersede_threshold`). A subject is found in a query by its
+    name, its aliases, and (``known_aliases``) the other names :mod:`bbedit.memory.aliases` knows for
+    well-known ones ("UK", "Britain" for "United Kingdom"); so is a superseded subject. Thread-safe.
 
     ``search`` is where nearest edits are found: "index" (a FAISS index in this process, kept in sync
     with the database), "database" (pgvector's HNSW index, PostgreSQL only) or "auto" (the database
@@ -96,7 +99,8 @@ class EditMemory:
                  index_kind: str = "auto", hnsw_threshold: int = 50_000, supersede_threshold: float | None = None,
                  relation_similarity: Callable[[np.ndarray, np.ndarray], float] | None = None,
                  namespace: str | None = None, actor: str | None = None, search: str = "auto",
-                 database_search_above: int = DATABASE_SEARCH_ABOVE, listen: bool = True) -> None:
+                 database_search_above: int = DATABASE_SEARCH_ABOVE, listen: bool = True,
+                 known_aliases: bool = True) -> None:
         # the embedder is loaded at the first embedding, so listing or reading edits stays fast
         self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
         self._embedder_spec = None if isinstance(embedder, Embedder) else embedder
@@ -108,6 +112,7 @@ class EditMemory:
             raise ConfigError("search='database' needs a PostgreSQL memory")
         self.path = Path(path) if path is not None and not database else None
         self.supersede_threshold = supersede_threshold
+        self.known_aliases = known_aliases
         self._relation_similarity = relation_similarity
         self.actor = actor
         if self.path is not None:
@@ -161,13 +166,13 @@ class EditMemory:
         if self._in_database:  # the database searches: no vectors are read, none kept
             for row, edit in self._store.entries():
                 edits[row], row_of[edit.id] = edit, row
-                subjects.add(row, edit.names)
+                subjects.add(row, self._index_names(edit))
             self._store.ensure_ann_index()  # type: ignore[attr-defined]
             self._vec_cache.clear()
         else:
             for r in self._store.rows(active_only=True):
                 edits[r.row], row_of[r.edit.id], ctxs[r.row] = r.edit, r.row, r.ctx
-                subjects.add(r.row, r.edit.names)
+                subjects.add(r.row, self._index_names(r.edit))
                 rows.append(r.row)
                 embs.append(r.emb)
         if rows:
@@ -323,7 +328,12 @@ class EditMemory:
         self._row_of[edit.id] = row
         if not self._in_database:  # there the relation vectors are read when needed (edit_vectors)
             self._ctx[row] = ctx
-        self._subjects.add(row, edit.names)
+        self._subjects.add(row, self._index_names(edit))
+
+    def _index_names(self, edit: Edit) -> tuple[str, ...]:
+        """The names a query may use for the edit's subject: its own, and with ``known_aliases`` the
+        other names :mod:`bbedit.memory.aliases` knows for them ("UK" for "United Kingdom")."""
+        return (*edit.names, *known_aliases(edit.names)) if self.known_aliases else edit.names
 
     VEC_CACHE = 50_000  # database search: the vectors of this many recently seen edits are kept
 
@@ -562,7 +572,7 @@ class EditMemory:
         # earlier edits of this batch that are still in force, by each of their names, then id
         pending: dict[tuple[str, ...], dict[str, tuple[Edit, np.ndarray]]] = {}
         for e, ctx in zip(chunk, ctxs, strict=True):
-            keys = {k for k in (name_key(n) for n in (e.subject, *e.aliases)) if k}
+            keys = {k for k in (name_key(n) for n in self._index_names(e)) if k}
             if supersede:
                 same_subject = {i: v for k in keys for i, v in pending.get(k, {}).items()}
                 old = self._same_fact(e, ctx, list(same_subject.values()))
@@ -570,7 +580,7 @@ class EditMemory:
                     deactivate.append((old.id, e.id))
                     if e.supersedes is None:
                         e = e.replace(supersedes=old.id)
-                    for k in (name_key(n) for n in (old.subject, *old.aliases)):
+                    for k in (name_key(n) for n in self._index_names(old)):
                         pending.get(k, {}).pop(old.id, None)
             final.append(e)
             for k in keys:
@@ -601,7 +611,7 @@ class EditMemory:
                                 else self.supersede_threshold)
         prompt_key = name_key(edit.prompt)
         # the same subject by any of its names: "Veltrix" supersedes an edit of "Veltrix Dynamics" (alias Veltrix)
-        rows = set().union(*(self._subjects.rows_with_name(n) for n in (edit.subject, *edit.aliases)))
+        rows = set().union(*(self._subjects.rows_with_name(n) for n in self._index_names(edit)))
         cands = [(self._edits[r], self.edit_vectors(self._edits[r])[1]) for r in sorted(rows) if r in self._edits]
         cands += same_subject_pending
         if cands and self._relation_similarity is None:

@@ -2,7 +2,8 @@
 
 Matching is on word tokens, case- and accent-insensitive, so "Lyon's twin
 city" names "Lyon" and "PARIS" names "Paris", but "Parisian" does not. A
-leading "the" is optional ("Beatles" names "The Beatles"). Each match also
+leading "the" is optional ("Beatles" names "The Beatles"). An acronym that is a common word once
+lower-cased ("US", "WHO", "IT") is found only as written: "who" and "us" name nothing. Each match also
 records whether its case was exact and whether it looks like part of a longer
 proper name ("Abraham" inside "Abraham Lincoln"), which the scope gate uses.
 """
@@ -11,11 +12,23 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# Words that an acronym must not be mistaken for once lower-cased ("us" for "US", "it" for "IT").
+COMMON_WORDS = frozenset([
+    "a", "an", "and", "are", "as", "at", "be", "by", "can", "de", "del", "der", "des", "di", "do", "du", "el",
+    "for", "go", "he", "her", "him", "his", "i", "if", "in", "is", "it", "its", "la", "las", "le", "les", "los",
+    "me", "my", "no", "of", "on", "or", "our", "she", "so", "than", "that", "the", "their", "them", "they",
+    "this", "to", "up", "us", "was", "we", "what", "when", "where", "who", "why", "you"])
+
+
+def case_bound(name: str) -> bool:
+    """Whether ``name`` is an acronym that reads as a common word in lower case ("US", "WHO"): such a
+    name is found only as written."""
+    return name.isupper() and " ".join(name_key(name)) in COMMON_WORDS
 
 
 def fold(token: str) -> str:
@@ -111,6 +124,7 @@ class SubjectIndex:
     def __init__(self) -> None:
         self._rows: dict[tuple[str, ...], set[int]] = defaultdict(set)
         self._names: dict[int, list[tuple[tuple[str, ...], str]]] = {}
+        self._bound: Counter[tuple[str, ...]] = Counter()  # keys of names found only as written ("US")
         self.max_len = 1
 
     def __len__(self) -> int:
@@ -133,12 +147,18 @@ class SubjectIndex:
             for key in self._keys(name):
                 self._rows[key].add(row)
                 entries.append((key, name))
+                if case_bound(name):
+                    self._bound[key] += 1
                 self.max_len = max(self.max_len, len(key))
         self._names[row] = entries
 
     def remove(self, row: int) -> None:
         """Forget edit ``row`` (no error if unknown)."""
-        for key, _ in self._names.pop(row, []):
+        for key, name in self._names.pop(row, []):
+            if case_bound(name):
+                self._bound[key] -= 1
+                if self._bound[key] <= 0:
+                    del self._bound[key]
             rows = self._rows.get(key)
             if rows is not None:
                 rows.discard(row)
@@ -169,6 +189,9 @@ class SubjectIndex:
                                  if k == key)
                 ext = _proper_extension(text, toks, i, j)
                 for row in rows:
+                    if key in self._bound and not any(k == key and (not case_bound(nm) or _same_words(surface, nm))
+                                                      for k, nm in self._names.get(row, ())):
+                        continue  # "us" does not name "US"
                     old = best.get(row)
                     if old is None or j - i > old.n_tokens:
                         best[row] = SubjectMatch(row, start, end, j - i, case_exact, ext)
