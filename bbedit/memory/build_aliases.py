@@ -86,12 +86,10 @@ def build(data: str | Path) -> dict[str, Any]:
         if (n[answer] >= MIN_QUESTIONS and c >= MIN_SHARE * n[answer]
                 and name_key(alias) != name_key(answer) and _usable(alias, common)):
             groups[answer].append(alias)
-    # an alias that is another answer's own name is ambiguous; so is one that several answers come with
-    # about as often (kept for the answer it comes with at least three times as often as any other), a
-    # bare surname ("Nolan" for Christopher Nolan) and a city's name without "City" ("New York")
-    answers: Counter[tuple[str, ...]] = Counter()
-    for a, c in n.items():
-        answers[name_key(a)] += c
+    # an alias that is another answer's own name is ambiguous ("England" for the United Kingdom of Great
+    # Britain and Ireland); so is one that several answers come with about as often (kept for the answer it
+    # comes with at least three times as often as any other), a bare surname ("Nolan" for Christopher
+    # Nolan) and a city's name without "City" ("New York")
     by_alias: dict[tuple[str, ...], dict[str, int]] = defaultdict(dict)  # alias key -> {answer: times}
     for (answer, alias), c in seen.items():
         if alias in groups.get(answer, ()):
@@ -100,8 +98,7 @@ def build(data: str | Path) -> dict[str, Any]:
     owner: dict[tuple[str, ...], str] = {}
     for k, times in by_alias.items():
         (first, c), *rest = sorted(times.items(), key=lambda x: (-x[1], x[0]))
-        rival = max([rest[0][1] if rest else 0, answers[k]])  # another answer listing it, or named so
-        if c >= 3 * rival:
+        if c >= 3 * (rest[0][1] if rest else 0):  # another answer listing it about as often: ambiguous
             owner[k] = first
     kept = [list(g) for g in EXTRA]
     written = {name_key(x) for g in EXTRA for x in g}
@@ -110,12 +107,12 @@ def build(data: str | Path) -> dict[str, Any]:
             continue
         own = name_key(answer)
         names = [a for a in dict.fromkeys(aliases)
-                 if owner.get(name_key(a)) == answer and name_key(a) not in written
+                 if owner.get(name_key(a)) == answer and a not in n  # "England": an answer of its own and name_key(a) not in written
                  and not (len(name_key(a)) == 1 and len(own) > 1 and name_key(a)[0] in own)
                  and not (own[-1:] == ("city",) and name_key(a) == own[:-1])]
         if names:
             kept.append([answer, *names])
-    return {"what": "other names of PopQA answers (training data), bbedit.memory.aliases.build",
+    return {"what": "other names of PopQA answers (training data), bbedit.memory.build_aliases",
             "min_questions": MIN_QUESTIONS, "min_share": MIN_SHARE, "groups": kept}
 
 
