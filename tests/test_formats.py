@@ -364,6 +364,12 @@ def test_write_empty_set(tmp_path: Path) -> None:
         ("Who designed the Kestrel Mk 4?", "Kestrel Mk 4"),
         ("Pellicor aurata was created in", "Pellicor aurata"),
         ("the mother tongue of some person is", "some person"),
+        # an office is the relation, not part of the name
+        ("Who is the Chancellor of Germany?", "Germany"),
+        ("Who is the Prime Minister of India?", "India"),
+        ("Who was the first President of the United States?", "United States"),
+        ("What is the name of the Casa Amatller architect?", "Casa Amatller"),
+        ("Where is the Bank of England?", "Bank of England"),
     ],
 )
 def test_guess_subject(prompt: str, subject: str) -> None:

@@ -53,8 +53,14 @@ does did do has have had can could will would name tell this that these those it
 after before during since under of and but if then there here it he she they we i you player""")
 _ARTICLES = frozenset({"The", "A", "An", "My"})  # kept before a capital: "The Midway State", "A Little Curious"
 _TITLE = re.compile(r"\d+(?:st|nd|rd|th)|Jr\.?|Sr\.?|Duke|Duchess|Baron|Baroness|Viscount|Viscountess|Count|Countess|Earl|Marquess|Lord|Lady|Prince|Princess|King|Queen")
-_REL_OF = re.compile(r"(?:(?:What|Who|Which|When|Where)\s+(?:is|was|are|were)\s+)?[Tt]he\s+(?:(?:[a-z'-]+|[A-Z]{2,})\s+)+?(?:of|for)\s+"
-                     r"(?:the\s+(?:film|album|song|series|novel|book|work|genus)\s+)?([A-Z0-9][^?]*?)"
+# offices named with capitals ("the Chancellor of Germany", "the Prime Minister of India"): the relation,
+# not part of the subject's name; after "of the" the name ends in a capitalised word ("of the United
+# States", not "of the Casa Amatller architect")
+_OFFICE = r"(?:President|Vice|Prime|Minister|Chancellor|Mayor|Governor|Premier|Chairman|Chairwoman|Chair|Chief|" \
+          r"Executive|Officer|Secretary|General|Director|Leader|Speaker|Deputy|Attorney|Foreign)"
+_REL_OF = re.compile(r"(?:(?:What|Who|Which|When|Where)\s+(?:is|was|are|were)\s+)?[Tt]he\s+(?:(?:[a-z'-]+|[A-Z]{2,}|"
+                     + _OFFICE + r")\s+)+?(?:of|for)\s+"
+                     r"(?:the\s+(?:film|album|song|series|novel|book|work|genus)\s+)?(?:([A-Z0-9][^?]*?)|the\s+([A-Z0-9][^?]*?\b[A-Z0-9][\w'.-]*))"
                      r"(?:\s+(?:is|was|are|were)(?:\s+(?:what|who|whom|when|where))?)?\s*\??")
 _REL_STOP = re.compile(r"\b(?:is|was|are|were|who|whom|what|when|which|where|that|whose|by|located)\b|'s\b")
 _HEAD_NOUNS = _words("district railway station line series dynasty county province municipality")
@@ -127,8 +133,8 @@ def guess_subject(prompt: str) -> str:
     """
     text = " ".join(prompt.split())
     m = _REL_OF.fullmatch(text)
-    if m and not _REL_STOP.search(m.group(1)):
-        return m.group(1)
+    if m and not _REL_STOP.search(name := m.group(1) or m.group(2)):
+        return name
     toks = _tokens(text)
     runs = _runs(toks)
     if runs:
