@@ -19,7 +19,7 @@ from bbedit.errors import ConfigError
 from bbedit.memory.memory import EditMemory
 from bbedit.memory.subjects import named_in
 from bbedit.scope.gate import ScopeGate, load_gate
-from bbedit.scope.pair_templates import labels_differ
+from bbedit.scope.pair_templates import labels_differ, roles_differ
 from bbedit.types import Edit, GateDecision, Message
 
 _NO_DECISION = GateDecision(None, 0.0, ())
@@ -79,7 +79,9 @@ class Route:
     def explain(self, n: int = 5) -> list[dict[str, object]]:
         """The ``n`` best candidates as plain dicts, for logs, the CLI and debug fields: id, subject,
         prompt, ``subject_named`` (the subject name or alias the query uses, or None), score, accepted, and
-        ``labels_differ`` (the two Wikidata labels) where the query and the edit name different properties."""
+        ``labels_differ`` (the two Wikidata labels) where the query and the edit name different properties,
+        ``roles_differ`` (the two offices) where they ask about different holders of one ("first president",
+        "president")."""
         chosen = self.edit.id if self.edit is not None else None
         q = self.query or ""
         out: list[dict[str, object]] = []
@@ -89,6 +91,8 @@ class Route:
                                       "accepted": e.id == chosen}
             if (differ := labels_differ(q, e.prompt, (e.subject, *e.aliases))) is not None:
                 row["labels_differ"] = list(differ)  # why a named candidate scored 0
+            elif (other := roles_differ(q, e.prompt, (e.subject, *e.aliases))) is not None:
+                row["roles_differ"] = list(other)
             out.append(row)
         return out
 

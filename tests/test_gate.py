@@ -87,6 +87,41 @@ def test_two_prompts_that_name_different_wikidata_labels_ask_different_things(me
     assert "other property: 'place of birth', not 'sex or gender'" in text
 
 
+def test_another_holder_of_the_edits_office_is_another_fact(memory: EditMemory) -> None:
+    """"Who was the first prime minister of the UK?" is not about the edit of the prime minister of the
+    UK (the model alone scored it 0.95: the relation reads the same), nor the former CEO about the CEO;
+    the present holder, asked in other words, still is."""
+    from bbedit.cli.ask import explain_text
+    from bbedit.routing import Router
+    from bbedit.scope.pair_templates import roles_differ
+
+    assert roles_differ("Who was the first prime minister of Britain?", "Who is the prime minister of Britain?"
+                        ) == ("first prime minister", "prime minister")
+    assert roles_differ("Who is the first female prime minister of India?", "Who is the prime minister of India?"
+                        ) == ("first prime minister", "prime minister")
+    assert roles_differ("Who was the former CEO of Acme?", "Who is the 2nd CEO of Acme?") == ("former ceo", "2nd ceo")
+    assert roles_differ("Who is the current prime minister?", "Who is the prime minister?") is None
+    assert roles_differ("The original language of X is", "The language of X is") is None  # not an office
+    assert roles_differ("Who founded Next Corp?", "Who is the CEO of Next Corp?", ("Next Corp",)) is None
+    memory.add_many([
+        {"id": "pm", "subject": "United Kingdom", "prompt": "Who is the prime minister of the United Kingdom?",
+         "target_new": "Ada Moreau"},
+        {"id": "ceo", "subject": "Acme Corp", "prompt": "Who is the CEO of Acme Corp?", "target_new": "Jane Doe"},
+    ])
+    gate = load_gate(memory)
+    for q, expected in (("Who was the first prime minister of the United Kingdom?", None),
+                        ("Who was the former CEO of Acme Corp?", None),
+                        ("Who is the current prime minister of the United Kingdom?", "pm"),
+                        ("Who is Acme Corp's chief executive?", "ceo")):
+        d = gate.decide(q)
+        assert (d.edit.id if d.edit else None) == expected, (q, d)
+    route = Router(memory, gate).route_query("Who was the first prime minister of the United Kingdom?")
+    why = {c["id"]: c for c in route.explain()}
+    assert why["pm"]["score"] == 0.0 and why["pm"]["roles_differ"] == ["first prime minister", "prime minister"]
+    text = explain_text({"threshold": route.threshold, "in_scope": route.in_scope, "candidates": route.explain()})
+    assert "other holder: 'first prime minister', not 'prime minister'" in text
+
+
 def test_similarity_baseline_cannot_tell_neighbours(filled: EditMemory) -> None:
     """The plain cosine gate accepts a different subject's fact: why bbedit does not use it."""
     d = SimilarityGate(filled, threshold=0.5).decide("The mother tongue of Michel Rocard is")

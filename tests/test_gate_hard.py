@@ -90,6 +90,45 @@ def test_a_users_company_controls_pass_through(company_router: Router) -> None:
     assert len(routed) <= 1, routed  # measured at install: see the module docstring
 
 
+# A user's edits of facts that change over time, asked about as people do: by another name of the
+# subject ("UK", "US"), of its office's past holders (controls), and with the subject left to the memory
+# to guess ("Who is the Chancellor of Germany?": the subject is Germany).
+CURRENT = [
+    ("pm", "Who is the prime minister of the United Kingdom?", "Ada Moreau"),
+    ("president", "Who is the president of the United States?", "Sam Ito"),
+    ("chancellor", "Who is the Chancellor of Germany?", "Lena Cho"),
+    ("acme", "Who is the CEO of Acme Corp?", "Jane Doe"),
+]
+CURRENT_PROBES = [
+    ("As of now, who leads the UK government?", "pm"),
+    ("Who is the current US president?", "president"),
+    ("Who is Germany's head of government?", "chancellor"),
+    ("Who runs Acme Corp these days?", "acme"),
+    ("Who was the first prime minister of the United Kingdom?", None),
+    ("Who was the first president of the United States?", None),
+    ("Who was the former CEO of Acme Corp?", None),
+    ("Tell us who the president of France is.", None),
+    ("What is the population of the United Kingdom?", None),
+]
+
+
+@pytest.fixture(scope="module")
+def current_router(embedder) -> Router:  # type: ignore[no-untyped-def]
+    from bbedit.memory.formats import guess_subject
+
+    m = EditMemory(None, embedder=embedder)
+    m.add_many([{"id": i, "subject": guess_subject(q), "prompt": q, "target_new": a} for i, q, a in CURRENT],
+               supersede=False)
+    return Router(m)
+
+
+@pytest.mark.parametrize(("question", "edit_id"), CURRENT_PROBES)
+def test_a_users_current_facts_by_other_names_and_past_holders(current_router: Router, question: str,
+                                                                edit_id: str | None) -> None:
+    r = current_router.route_query(question)
+    assert (r.edit.id if r.edit is not None else None) == edit_id, r.explain()
+
+
 # -- hard cases of each shared set's kind, one memory ---------------------------------------------------
 # Edits shaped like each dataset's (KnowEdit's zsRE questions and Wikidata-label prompts, CounterFact's
 # statement prefixes with a preamble, QA edits whose "subject" is a generic word, PostEdit's cloze

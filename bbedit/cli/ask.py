@@ -86,15 +86,23 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _why_not(c: dict[str, Any]) -> str:
+    """Why a candidate the rules scored 0 was not applied ("" when the model scored it)."""
+    if c.get("labels_differ"):
+        return f"other property: {c['labels_differ'][0]!r}, not {c['labels_differ'][1]!r}"
+    if c.get("roles_differ"):
+        return f"other holder: {c['roles_differ'][0]!r}, not {c['roles_differ'][1]!r}"
+    return ""
+
+
 def explain_text(route: dict[str, Any] | None) -> str:
     """The routing decision as a table: each candidate's id, the subject name the query used, its
     scope score and whether it was applied (or, for one that names another Wikidata property than the
-    query, which two), against the gate's threshold."""
+    query or another holder of its office, which two), against the gate's threshold."""
     if not route:
         return "\n[routing: no explanation (the conversation does not end with a question, or the server sent none)]"
     rows = [[str(c["id"]), str(c.get("subject_named") or "-"), f"{float(c['score']):.3f}",
-             "applied" if c["accepted"] else (f"other property: {c['labels_differ'][0]!r}, not {c['labels_differ'][1]!r}"
-                                              if c.get("labels_differ") else "")]
+             "applied" if c["accepted"] else _why_not(c)]
             for c in route.get("candidates", [])]
     head = f"\n[routing: {'in scope' if route.get('in_scope') else 'out of scope'}, threshold {route['threshold']}]"
     if not rows:

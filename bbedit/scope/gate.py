@@ -25,7 +25,7 @@ from bbedit.memory.memory import EditMemory, Retrieval
 from bbedit.scope.cross import CrossScorer, default_model_dir, edit_text
 from bbedit.scope.features import FEATURES, candidates
 from bbedit.scope.model import PairScorer
-from bbedit.scope.pair_templates import labels_differ
+from bbedit.scope.pair_templates import labels_differ, roles_differ
 from bbedit.types import GateDecision, utc_now
 
 log = logging.getLogger(__name__)
@@ -141,11 +141,14 @@ class GateBase:
 class LearnedGate(GateBase):
     """Subject/alias matching + relation similarity, scored by a small trained model.
 
-    One rule overrides the model: a query that names its relation by a Wikidata label ("The place of
+    Two rules override the model. A query that names its relation by a Wikidata label ("The place of
     birth of X is") is not about an edit whose prompt names another ("The sex or gender of X is"):
     that candidate scores 0 (:func:`~bbedit.scope.pair_templates.labels_differ`; on label-form
     prompts about training subjects the model alone accepted several per cent of such pairs:
-    ``eval/label_forms.py``). ``label_rule=False`` leaves the model alone.
+    ``eval/label_forms.py``). Nor is a query about another holder of the edit's office ("Who was the
+    first prime minister of the UK?" against "Who is the prime minister of the UK?", the former CEO
+    against the CEO: :func:`~bbedit.scope.pair_templates.roles_differ`), which the model, reading the
+    relation only, scored 0.95. ``label_rule=False`` leaves the model alone.
 
     ``scorer`` defaults to the model shipped with bbedit (trained on
     counterfact-train pairs only); ``threshold`` is the minimum score to apply an edit
@@ -167,8 +170,10 @@ class LearnedGate(GateBase):
         if not cands:
             return []
         p = self.scorer.score(np.stack([c.features for c in cands]))
-        for i, c in enumerate(cands):  # both name their relation by a Wikidata label, and not the same one
-            if self.label_rule and labels_differ(query, c.edit.prompt, (c.edit.subject, *c.edit.aliases)) is not None:
+        for i, c in enumerate(cands):  # another Wikidata property, or another holder of the same office
+            names = (c.edit.subject, *c.edit.aliases)
+            if self.label_rule and (labels_differ(query, c.edit.prompt, names) is not None
+                                    or roles_differ(query, c.edit.prompt, names) is not None):
                 p[i] = 0.0
         order = np.argsort(-p, kind="stable")
         return [(cands[i].edit, float(p[i])) for i in order]

@@ -582,3 +582,38 @@ def labels_differ(query: str, prompt: str, names: Sequence[str]) -> tuple[str, s
     if a is None or b is None or _LABEL_KEYS[a] & _LABEL_KEYS[b]:
         return None
     return a, b
+
+
+# An office or a role held by one person at a time, and the words that pick another holder than the
+# present one ("the first president", "the former CEO", "the next coach"): "Who was the first prime
+# minister of the UK?" does not ask the edit "Who is the prime minister of the UK?".
+_ROLE = (r"vice[- ]president|president|prime minister|minister|chancellor|premier|king|queen|monarch|emperor|"
+         r"empress|pope|mayor|governor|ceo|cto|cfo|coo|chief executive(?: officer)?|chair(?:man|woman|person)?|"
+         r"head coach|coach|manager|captain|owner|husband|wife|spouse|leader|secretary[- ]general|director|editor")
+_HOLDER = (r"first|last|former|previous|past|next|founding|incoming|outgoing|future|ex|second|third|fourth|"
+           r"fifth|sixth|seventh|eighth|ninth|tenth|\d+(?:st|nd|rd|th)")
+_ROLE_RE = re.compile(rf"\b(?:(?P<q>{_HOLDER})[\s-]+(?:(?!(?:{_ROLE})\b)[a-z'-]+\s+)?)?(?P<r>{_ROLE})s?\b",
+                      re.IGNORECASE)
+
+
+def _roles(text: str, names: Sequence[str]) -> dict[str, set[str]]:
+    """role -> the words choosing its holder ("" for the present one), outside the subject's names."""
+    for name in sorted((n for n in names if n and n.strip()), key=len, reverse=True):
+        text = re.sub(re.escape(name), " ", text, flags=re.IGNORECASE)
+    out: dict[str, set[str]] = {}
+    for m in _ROLE_RE.finditer(text):
+        role = " ".join(m.group("r").casefold().replace("-", " ").split())
+        out.setdefault(role, set()).add((m.group("q") or "").casefold())
+    return out
+
+
+def roles_differ(query: str, prompt: str, names: Sequence[str] = ()) -> tuple[str, str] | None:
+    """("first president", "president") when the query and the prompt ask about the same office of the
+    subject but not the same holder: one names another holder than the present one ("first", "former",
+    "next", "2nd") and the other does not, or another one. None otherwise (no office in common)."""
+    a, b = _roles(query, names), _roles(prompt, names)
+    for role in sorted(a.keys() & b.keys()):
+        if not a[role] & b[role]:
+            said = sorted(a[role])[0], sorted(b[role])[0]
+            return tuple(f"{q} {role}".strip() for q in said)  # type: ignore[return-value]
+    return None
