@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast lint typecheck console docs-console eval-console eval-scope eval-conversation eval-longform eval-demo eval-scope-counterfact eval-label-forms eval-overhead eval-middleware eval-scale eval-whitebox eval-summary eval-suites eval-cli eval clean
+.PHONY: install demo test test-fast lint typecheck console docs-console eval-console eval-scope eval-conversation eval-longform eval-demo eval-scope-counterfact eval-label-forms eval-other-names eval-overhead eval-middleware eval-scale eval-whitebox eval-summary eval-suites eval-cli eval clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -68,6 +68,10 @@ eval-scope-counterfact: $(STAMP)
 eval-label-forms: $(STAMP)
 	PYTHONPATH=. $(BIN)/python eval/label_forms.py
 
+# the gate on subjects named by other names and on other holders of an edit's office (training data; ~1 min)
+eval-other-names: $(STAMP)
+	PYTHONPATH=. $(BIN)/python eval/other_names.py
+
 SUITES := counterfact zsre postedit-counterfact postedit-zsre mquake-hard sequential general
 
 # each suite resumes from its call cache (eval/.cache) if interrupted
@@ -101,7 +105,7 @@ eval-cli: $(STAMP)
 eval-summary: $(STAMP)
 	$(BIN)/python -m bbedit.evaluation.summary
 
-eval: eval-scope eval-label-forms eval-overhead eval-middleware eval-suites eval-whitebox eval-summary
+eval: eval-scope eval-label-forms eval-other-names eval-overhead eval-middleware eval-suites eval-whitebox eval-summary
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info
