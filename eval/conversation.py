@@ -18,7 +18,9 @@ Then ``--answers`` turns of each kind and set (12 by default) are answered on th
 unedited answers and every served-model call go through the call cache in ``eval/.cache``.
 
 zsRE and KnowEdit ZsRE store one fact under several records of a subject, so there any edit of the
-turn's subject counts as right (as in ``eval/scope.py``). Every set keeps all its edits in memory.
+turn's subject counts as right (as in ``eval/scope.py``); in CounterFact, any edit of the turn's subject
+and relation (CounterFact reuses both: :func:`counterfact_same_fact`). Every set keeps all its edits in
+memory.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from bbedit.evaluation.systems import CachedBackend
 from bbedit.memory.memory import EditMemory
 from bbedit.pipeline import EditedModel
 from bbedit.routing import Router
+from bbedit.scope.train import relation_clusters, template_of
 from bbedit.types import Edit, Message
 
 log = logging.getLogger("conversation")
@@ -89,6 +92,20 @@ def _question(text: str) -> bool:
     return text.rstrip().endswith("?")
 
 
+def counterfact_same_fact(path: Path, edits: Sequence[Edit]) -> dict[str, frozenset[str]]:
+    """Edit id -> the ids of every stored edit of the same subject and relation. CounterFact reuses subjects
+    and relations ("Shanghai is a twin city of" and "What is the twin city of Shanghai? It is" are one
+    fact), and ``eval/scope.py`` labels CounterFact the same way (the relation clusters of
+    :func:`bbedit.scope.train.relation_clusters`)."""
+    cluster = relation_clusters(json.loads(path.read_text(encoding="utf-8")))
+    rel = {e.id: cluster.get(template_of({"prompt": e.prompt, "subject": e.subject})) for e in edits}
+    facts: dict[tuple[str, str], set[str]] = {}
+    for e in edits:
+        if (r := rel[e.id]) is not None:
+            facts.setdefault((e.subject, r), set()).add(e.id)
+    return {e.id: frozenset({e.id} | facts.get((e.subject, rel[e.id] or ""), set())) for e in edits}
+
+
 def build(name: str, data: Path, n: int, nq: list[str], rng: random.Random) -> tuple[EditMemory, list[Turn]]:
     """The memory of one set and its dialogues."""
     path = {"counterfact": data / "counterfact" / "counterfact-edit.json",
@@ -101,11 +118,12 @@ def build(name: str, data: Path, n: int, nq: list[str], rng: random.Random) -> t
     for e in ds.edits():
         by_subject.setdefault(e.subject, set()).add(e.id)
     same_fact = name != "counterfact"  # zsRE's records of one subject ask one fact
+    own = counterfact_same_fact(path, ds.edits()) if name == "counterfact" else {}
     cases = rng.sample(ds.cases, min(n, len(ds.cases)))
     turns: list[Turn] = []
     for c in cases:
         e = c.edits[0]
-        right = frozenset(by_subject[e.subject]) if same_fact else frozenset({e.id})
+        right = frozenset(by_subject[e.subject]) if same_fact else own[e.id]
         para = next((p.text for p in c.of_kind("generalization") if e.subject in p.text), None)
         if para is not None:
             turns.append(Turn((*intro(e.subject), _user(para)), "named", right, set=name, edits=(e,)))
@@ -128,8 +146,8 @@ def build(name: str, data: Path, n: int, nq: list[str], rng: random.Random) -> t
         ea, eb = a.edits[0], b.edits[0]
         if ea.subject == eb.subject:
             continue
-        ra = frozenset(by_subject[ea.subject]) if same_fact else frozenset({ea.id})
-        rb = frozenset(by_subject[eb.subject]) if same_fact else frozenset({eb.id})
+        ra = frozenset(by_subject[ea.subject]) if same_fact else own[ea.id]
+        rb = frozenset(by_subject[eb.subject]) if same_fact else own[eb.id]
         turns.append(Turn((_user(f"{ea.prompt} Also, {eb.prompt}"),), "two_edits", ra | rb, (ra, rb), set=name,
                           edits=(ea, eb)))
     return memory, turns
