@@ -202,6 +202,10 @@ def test_well_known_subjects_are_found_by_their_other_names(embedder) -> None:  
     plain.add({"subject": "United Kingdom", "prompt": "Who is the prime minister of the United Kingdom?",
                "target_new": "Ada Moreau"})
     assert plain.subjects_in("Who leads the UK government?") == []
+    with pytest.MonkeyPatch.context() as mp:  # the CLI's and the server's switch
+        mp.setenv("BBEDIT_KNOWN_ALIASES", "0")
+        assert EditMemory(None, embedder=embedder).known_aliases is False
+    assert EditMemory(None, embedder=embedder).known_aliases is True
 
 
 def test_hnsw_graph_is_cached_and_invalidated(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]

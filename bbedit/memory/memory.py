@@ -51,6 +51,7 @@ __all__ = ["EditLike", "EditList", "EditMemory", "Retrieval", "subject_span"]
 EditLike = Edit | Mapping[str, Any]
 EditList = list[Edit]  # EditMemory.list shadows the builtin inside the class body
 NAMESPACE_ENV = "BBEDIT_NAMESPACE"
+KNOWN_ALIASES_ENV = "BBEDIT_KNOWN_ALIASES"  # "0": subjects are found by their own names and aliases only
 # Above this many active edits a PostgreSQL memory searches with pgvector's HNSW index in the database
 # instead of holding a FAISS index in every process (search="auto"). Measured (eval/results/scale, two
 # cores): at 100k a FAISS replica took 39 s to start (the HNSW build) and 1.4 GB, a pgvector one 3.8 s
@@ -83,7 +84,8 @@ class EditMemory:
     ``supersede_threshold`` (default: the one chosen with that projection on its dev pairs,
     :func:`bbedit.memory.relation.builtin_supersede_threshold`). A subject is found in a query by its
     name, its aliases, and (``known_aliases``) the other names :mod:`bbedit.memory.aliases` knows for
-    well-known ones ("UK", "Britain" for "United Kingdom"); so is a superseded subject. Thread-safe.
+    well-known ones ("UK", "Britain" for "United Kingdom"; default on, ``$BBEDIT_KNOWN_ALIASES=0`` turns
+    it off for the CLI and the server); so is a superseded subject. Thread-safe.
 
     ``search`` is where nearest edits are found: "index" (a FAISS index in this process, kept in sync
     with the database), "database" (pgvector's HNSW index, PostgreSQL only) or "auto" (the database
@@ -100,7 +102,7 @@ class EditMemory:
                  relation_similarity: Callable[[np.ndarray, np.ndarray], float] | None = None,
                  namespace: str | None = None, actor: str | None = None, search: str = "auto",
                  database_search_above: int = DATABASE_SEARCH_ABOVE, listen: bool = True,
-                 known_aliases: bool = True) -> None:
+                 known_aliases: bool | None = None) -> None:
         # the embedder is loaded at the first embedding, so listing or reading edits stays fast
         self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
         self._embedder_spec = None if isinstance(embedder, Embedder) else embedder
@@ -112,7 +114,8 @@ class EditMemory:
             raise ConfigError("search='database' needs a PostgreSQL memory")
         self.path = Path(path) if path is not None and not database else None
         self.supersede_threshold = supersede_threshold
-        self.known_aliases = known_aliases
+        self.known_aliases = (os.environ.get(KNOWN_ALIASES_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+                              if known_aliases is None else bool(known_aliases))
         self._relation_similarity = relation_similarity
         self.actor = actor
         if self.path is not None:
