@@ -67,16 +67,22 @@ def test_the_alias_table_keeps_only_names_that_come_with_one_answer(tmp_path: Pa
     def q(answer: str, aliases: list[str]) -> dict[str, object]:
         return {"question": f"In what country is X of {answer}?", "answer": answer, "aliases": aliases}
 
-    recs = [q("Freedonia", ["Freedonia", "FRD", "Fredland", "Can", "Sylvania"]) for _ in range(4)]
+    recs = [q("Freedonia", ["Freedonia", "FRD", "Fredland", "Can"]) for _ in range(4)]
     recs[0]["aliases"] = ["Freedonia", "FRD", "Can", "Sylvania"]  # "Fredland" with 3 of 4: under 90%
-    recs += [q("Sylvania", ["Sylvania", "SYL"]) for _ in range(3)]  # another answer's own name
+    recs += [q("Sylvania", ["Sylvania", "SYL"]) for _ in range(3)]
+    recs += [q("Old Sylvania", ["Old Sylvania", "Sylvania", "Sylvanian Realm"]) for _ in range(3)]  # merged
     recs += [q("Groucho Marx", ["Groucho Marx", "Marx", "Julius Henry Marx"]) for _ in range(3)]  # a bare surname
     recs += [q("Tiny", ["Tiny", "Small One"])]  # one question only
     (tmp_path / "popqa").mkdir()
     (tmp_path / "popqa" / "popqa_test.json").write_text(json.dumps(recs))
     groups = {g[0]: g[1:] for g in build(tmp_path)["groups"]}
-    assert groups["Freedonia"] == ["FRD"]  # "Can" is a word, "Sylvania" another answer, "Fredland" too rare
+    assert groups["Freedonia"] == ["FRD"]  # "Can" is a word, "Fredland" too rare
     assert groups["Sylvania"] == ["SYL"]
+    assert "Old Sylvania" not in groups  # its list holds another answer's own name: a merged list
     assert groups["Groucho Marx"] == ["Julius Henry Marx"]
     assert "Tiny" not in groups
     assert "United Kingdom" in groups  # the countries written out
+
+    recs += [q("Old Sylvania", ["Old Sylvania", "SYL"]) for _ in range(3)]  # now "SYL" is half Old Sylvania's
+    (tmp_path / "popqa" / "popqa_test.json").write_text(json.dumps(recs))
+    assert "Sylvania" not in {g[0] for g in build(tmp_path)["groups"]}  # an alias two answers share is nobody's

@@ -7,12 +7,14 @@ by the names the edit carries, so the memory also indexes the other names this t
 
 The table (``known_aliases.json``) is built from training data only: PopQA's answers with their alias
 lists (``../shared/data/popqa/popqa_test.json``), by ``python -m bbedit.memory.build_aliases``. PopQA
-merges the aliases of every accepted answer into one list, so an alias is kept only when it comes with its
-answer in at least 90% of that answer's questions (and the answer has at least three); aliases that
-are common words once lower-cased and not written as an acronym ("can" for Canada), codes of two
-letters or fewer that are not upper case in text, and names that several entries claim (kept for one only when it comes
-with that one at least three times as often) are left out. A few countries whose aliases PopQA leaves
-ambiguous are written out (:data:`bbedit.memory.build_aliases.EXTRA`).
+merges the aliases of every accepted answer into one list, so an alias is kept only when it comes with
+its answer in at least 90% of that answer's questions (and the answer has at least three), and when at
+least 60% of the questions that list it are that answer's. An answer whose list holds another answer's
+own name is a merged list and gives no aliases at all ("Austria" under the Holy Roman Empire). Common
+words once lower-cased and not written as an acronym ("can" for Canada), codes of two letters or fewer
+that are not upper case in text and bare surnames are left out. A few countries whose aliases PopQA
+leaves ambiguous are written out (:data:`bbedit.memory.build_aliases.EXTRA`). The table is not free of
+noise: a merged list that names no other answer passes ("Delhi Sultanate" under the Tughlaq dynasty).
 """
 
 from __future__ import annotations

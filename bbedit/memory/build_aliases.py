@@ -18,6 +18,7 @@ from bbedit.memory.subjects import COMMON_WORDS, case_bound, name_key
 
 MIN_QUESTIONS = 3  # an answer needs this many PopQA questions for its aliases to be trusted
 MIN_SHARE = 0.9  # ... and an alias must come with it in this share of them
+MIN_OWNER = 0.6  # ... and this share of the questions listing the alias must be that answer's
 # Countries whose other names PopQA's merged lists leave ambiguous ("UK" comes with the Kingdom of Essex as
 # often as with the United Kingdom), written out.
 EXTRA: tuple[tuple[str, ...], ...] = (
@@ -86,28 +87,27 @@ def build(data: str | Path) -> dict[str, Any]:
         if (n[answer] >= MIN_QUESTIONS and c >= MIN_SHARE * n[answer]
                 and name_key(alias) != name_key(answer) and _usable(alias, common)):
             groups[answer].append(alias)
-    # an alias that is another answer's own name is ambiguous ("England" for the United Kingdom of Great
-    # Britain and Ireland); so is one that several answers come with about as often (kept for the answer it
-    # comes with at least three times as often as any other), a bare surname ("Nolan" for Christopher
-    # Nolan) and a city's name without "City" ("New York")
-    by_alias: dict[tuple[str, ...], dict[str, int]] = defaultdict(dict)  # alias key -> {answer: times}
+    # an alias whose questions are mostly another answer's (PopQA's merged lists put
+    # "Republic of Austria" under the Habsburg Monarchy), a bare surname ("Nolan" for Christopher Nolan) and
+    # a city's name without "City" ("New York")
+    times: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)  # alias key -> {answer: questions}
     for (answer, alias), c in seen.items():
-        if alias in groups.get(answer, ()):
-            k = name_key(alias)
-            by_alias[k][answer] = max(c, by_alias[k].get(answer, 0))
+        k = name_key(alias)
+        times[k][answer] = max(c, times[k][answer])
     owner: dict[tuple[str, ...], str] = {}
-    for k, times in by_alias.items():
-        (first, c), *rest = sorted(times.items(), key=lambda x: (-x[1], x[0]))
-        if c >= 3 * (rest[0][1] if rest else 0):  # another answer listing it about as often: ambiguous
+    for k, by_answer in times.items():
+        ((first, c),) = by_answer.most_common(1)
+        if c >= MIN_OWNER * sum(by_answer.values()):  # the questions listing it are mostly this answer's
             owner[k] = first
     kept = [list(g) for g in EXTRA]
     written = {name_key(x) for g in EXTRA for x in g}
     for answer, aliases in sorted(groups.items()):
-        if name_key(answer) in written:
-            continue
+        if name_key(answer) in written or any(a in n for a in aliases):
+            continue  # a list that holds another answer's own name merges several things ("Austria" under the
+            # Holy Roman Empire, "England" under the United Kingdom of Great Britain and Ireland): none is kept
         own = name_key(answer)
         names = [a for a in dict.fromkeys(aliases)
-                 if owner.get(name_key(a)) == answer and a not in n  # "England": an answer of its own and name_key(a) not in written
+                 if owner.get(name_key(a)) == answer and name_key(a) not in written
                  and not (len(name_key(a)) == 1 and len(own) > 1 and name_key(a)[0] in own)
                  and not (own[-1:] == ("city",) and name_key(a) == own[:-1])]
         if names:
