@@ -195,6 +195,9 @@ def test_well_known_subjects_are_found_by_their_other_names(embedder) -> None:  
     assert [e.id for _, es in m.subjects_in("Who leads the UK government?") for e in es] == [uk.id]
     assert [e.id for _, es in m.subjects_in("Who is the current US president?") for e in es] == [us.id]
     assert m.subjects_in("Tell us who the president is") == []  # "us" is not "US"
+    nl = m.add({"subject": "Netherlands", "prompt": "The capital of the Netherlands is", "target_new": "Utrecht"})
+    assert m.subjects_in("Who is Ned Stark's father?") == []  # the table's "NED" only as written
+    assert [e.id for _, es in m.subjects_in("What is the capital of Holland?") for e in es] == [nl.id]
     # an update naming the subject by another name supersedes
     again = m.add({"subject": "Britain", "prompt": "Who is the prime minister of Britain?", "target_new": "Lena Cho"})
     assert again.supersedes == uk.id

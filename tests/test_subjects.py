@@ -53,6 +53,12 @@ def test_an_acronym_that_is_a_common_word_is_found_only_as_written() -> None:
     s.remove(1)
     s.add(3, ["who"])  # a lower-case name is matched as any name is
     assert [m.row for m in s.match("Who is it")] == [3]
+    s.add(4, ["Netherlands", "NED", "Holland"], exact=["NED"])  # the alias table's codes: only as written
+    assert s.match("Ned Stark's father is") == [] and [m.row for m in s.match("the NED squad")] == [4]
+    assert [m.row for m in s.match("holland's capital")] == [4]
+    s.remove(4)
+    s.add(5, ["Ned Stark"])
+    assert [m.row for m in s.match("Ned Stark's father is")] == [5]
 
 
 def test_the_shipped_table_knows_other_names_both_ways() -> None:

@@ -169,13 +169,13 @@ class EditMemory:
         if self._in_database:  # the database searches: no vectors are read, none kept
             for row, edit in self._store.entries():
                 edits[row], row_of[edit.id] = edit, row
-                subjects.add(row, self._index_names(edit))
+                self._index_subject(subjects, row, edit)
             self._store.ensure_ann_index()  # type: ignore[attr-defined]
             self._vec_cache.clear()
         else:
             for r in self._store.rows(active_only=True):
                 edits[r.row], row_of[r.edit.id], ctxs[r.row] = r.edit, r.row, r.ctx
-                subjects.add(r.row, self._index_names(r.edit))
+                self._index_subject(subjects, r.row, r.edit)
                 rows.append(r.row)
                 embs.append(r.emb)
         if rows:
@@ -331,7 +331,13 @@ class EditMemory:
         self._row_of[edit.id] = row
         if not self._in_database:  # there the relation vectors are read when needed (edit_vectors)
             self._ctx[row] = ctx
-        self._subjects.add(row, self._index_names(edit))
+        self._index_subject(self._subjects, row, edit)
+
+    def _index_subject(self, index: SubjectIndex, row: int, edit: Edit) -> None:
+        """Index the edit's names; the table's codes written in capitals ("NED", "GER") are found only as
+        written ("Ned" is a name, not the Netherlands)."""
+        table = known_aliases(edit.names) if self.known_aliases else ()
+        index.add(row, (*edit.names, *table), exact=[a for a in table if a.isupper()])
 
     def _index_names(self, edit: Edit) -> tuple[str, ...]:
         """The names a query may use for the edit's subject: its own, and with ``known_aliases`` the

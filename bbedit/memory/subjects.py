@@ -125,6 +125,7 @@ class SubjectIndex:
         self._rows: dict[tuple[str, ...], set[int]] = defaultdict(set)
         self._names: dict[int, list[tuple[tuple[str, ...], str]]] = {}
         self._bound: Counter[tuple[str, ...]] = Counter()  # keys of names found only as written ("US")
+        self._exact: dict[int, frozenset[str]] = {}  # a row's names found only as written, besides those
         self.max_len = 1
 
     def __len__(self) -> int:
@@ -139,23 +140,28 @@ class SubjectIndex:
             keys.append(key[1:])
         return keys
 
-    def add(self, row: int, names: Iterable[str]) -> None:
-        """Index the names of edit ``row`` (replacing any it had)."""
+    def add(self, row: int, names: Iterable[str], exact: Iterable[str] = ()) -> None:
+        """Index the names of edit ``row`` (replacing any it had). Names also in ``exact`` are found only
+        as written, like an acronym that is a common word ("NED" from the alias table is not "Ned")."""
         self.remove(row)
+        only_written = frozenset(exact)
+        if only_written:
+            self._exact[row] = only_written
         entries = []
         for name in names:
             for key in self._keys(name):
                 self._rows[key].add(row)
                 entries.append((key, name))
-                if case_bound(name):
+                if case_bound(name) or name in only_written:
                     self._bound[key] += 1
                 self.max_len = max(self.max_len, len(key))
         self._names[row] = entries
 
     def remove(self, row: int) -> None:
         """Forget edit ``row`` (no error if unknown)."""
+        only_written = self._exact.pop(row, frozenset())
         for key, name in self._names.pop(row, []):
-            if case_bound(name):
+            if case_bound(name) or name in only_written:
                 self._bound[key] -= 1
                 if self._bound[key] <= 0:
                     del self._bound[key]
@@ -189,8 +195,9 @@ class SubjectIndex:
                                  if k == key)
                 ext = _proper_extension(text, toks, i, j)
                 for row in rows:
-                    if key in self._bound and not any(k == key and (not case_bound(nm) or _same_words(surface, nm))
-                                                      for k, nm in self._names.get(row, ())):
+                    if key in self._bound and not any(
+                            k == key and (not (case_bound(nm) or nm in self._exact.get(row, ())) or _same_words(surface, nm))
+                            for k, nm in self._names.get(row, ())):
                         continue  # "us" does not name "US"
                     old = best.get(row)
                     if old is None or j - i > old.n_tokens:
