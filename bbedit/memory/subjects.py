@@ -123,9 +123,9 @@ class SubjectIndex:
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, ...], set[int]] = defaultdict(set)
-        self._names: dict[int, list[tuple[tuple[str, ...], str]]] = {}
+        # row -> (key, name, found only as written) for each of its names
+        self._names: dict[int, list[tuple[tuple[str, ...], str, bool]]] = {}
         self._bound: Counter[tuple[str, ...]] = Counter()  # keys of names found only as written ("US")
-        self._exact: dict[int, frozenset[str]] = {}  # a row's names found only as written, besides those
         self.max_len = 1
 
     def __len__(self) -> int:
@@ -145,23 +145,21 @@ class SubjectIndex:
         as written, like an acronym that is a common word ("NED" from the alias table is not "Ned")."""
         self.remove(row)
         only_written = frozenset(exact)
-        if only_written:
-            self._exact[row] = only_written
         entries = []
         for name in names:
+            written = case_bound(name) or name in only_written
             for key in self._keys(name):
                 self._rows[key].add(row)
-                entries.append((key, name))
-                if case_bound(name) or name in only_written:
+                entries.append((key, name, written))
+                if written:
                     self._bound[key] += 1
                 self.max_len = max(self.max_len, len(key))
         self._names[row] = entries
 
     def remove(self, row: int) -> None:
         """Forget edit ``row`` (no error if unknown)."""
-        only_written = self._exact.pop(row, frozenset())
-        for key, name in self._names.pop(row, []):
-            if case_bound(name) or name in only_written:
+        for key, _, written in self._names.pop(row, []):
+            if written:
                 self._bound[key] -= 1
                 if self._bound[key] <= 0:
                     del self._bound[key]
@@ -191,13 +189,12 @@ class SubjectIndex:
                     continue
                 start, end = toks[i][1], toks[j - 1][2]
                 surface = text[start:end]
-                case_exact = any(_same_words(surface, nm) for row in rows for k, nm in self._names.get(row, ())
+                case_exact = any(_same_words(surface, nm) for row in rows for k, nm, _ in self._names.get(row, ())
                                  if k == key)
                 ext = _proper_extension(text, toks, i, j)
                 for row in rows:
-                    if key in self._bound and not any(
-                            k == key and (not (case_bound(nm) or nm in self._exact.get(row, ())) or _same_words(surface, nm))
-                            for k, nm in self._names.get(row, ())):
+                    if key in self._bound and not any(k == key and (not written or _same_words(surface, nm))
+                                                      for k, nm, written in self._names.get(row, ())):
                         continue  # "us" does not name "US"
                     old = best.get(row)
                     if old is None or j - i > old.n_tokens:
