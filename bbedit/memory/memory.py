@@ -333,16 +333,20 @@ class EditMemory:
             self._ctx[row] = ctx
         self._index_subject(self._subjects, row, edit)
 
+    def _table_names(self, edit: Edit) -> tuple[str, ...]:
+        """With ``known_aliases``, the other names :mod:`bbedit.memory.aliases` knows for the edit's
+        subject and aliases ("UK" for "United Kingdom"); else none."""
+        return known_aliases(edit.names) if self.known_aliases else ()
+
+    def _index_names(self, edit: Edit) -> tuple[str, ...]:
+        """The names a query may use for the edit's subject: its own and :meth:`_table_names`."""
+        return (*edit.names, *self._table_names(edit))
+
     def _index_subject(self, index: SubjectIndex, row: int, edit: Edit) -> None:
         """Index the edit's names; the table's codes written in capitals ("NED", "GER") are found only as
         written ("Ned" is a name, not the Netherlands)."""
-        table = known_aliases(edit.names) if self.known_aliases else ()
+        table = self._table_names(edit)
         index.add(row, (*edit.names, *table), exact=[a for a in table if a.isupper()])
-
-    def _index_names(self, edit: Edit) -> tuple[str, ...]:
-        """The names a query may use for the edit's subject: its own, and with ``known_aliases`` the
-        other names :mod:`bbedit.memory.aliases` knows for them ("UK" for "United Kingdom")."""
-        return (*edit.names, *known_aliases(edit.names)) if self.known_aliases else edit.names
 
     VEC_CACHE = 50_000  # database search: the vectors of this many recently seen edits are kept
 
