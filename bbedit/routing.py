@@ -19,7 +19,7 @@ from bbedit.errors import ConfigError
 from bbedit.memory.memory import EditMemory
 from bbedit.memory.subjects import named_in
 from bbedit.scope.gate import ScopeGate, load_gate
-from bbedit.scope.pair_templates import labels_differ, roles_differ
+from bbedit.scope.pair_templates import rule_differs
 from bbedit.types import Edit, GateDecision, Message
 
 _NO_DECISION = GateDecision(None, 0.0, ())
@@ -89,10 +89,8 @@ class Route:
             row: dict[str, object] = {"id": e.id, "subject": e.subject, "prompt": e.prompt,
                                       "subject_named": named_in(q, (e.subject, *e.aliases)), "score": round(float(s), 4),
                                       "accepted": e.id == chosen}
-            if (differ := labels_differ(q, e.prompt, (e.subject, *e.aliases))) is not None:
-                row["labels_differ"] = list(differ)  # why a named candidate scored 0
-            elif (other := roles_differ(q, e.prompt, (e.subject, *e.aliases))) is not None:
-                row["roles_differ"] = list(other)
+            if (differ := rule_differs(q, e.prompt, (e.subject, *e.aliases))) is not None:
+                row[differ[0]] = list(differ[1])  # why a named candidate scored 0
             out.append(row)
         return out
 

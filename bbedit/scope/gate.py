@@ -25,7 +25,7 @@ from bbedit.memory.memory import EditMemory, Retrieval
 from bbedit.scope.cross import CrossScorer, default_model_dir, edit_text
 from bbedit.scope.features import FEATURES, candidates
 from bbedit.scope.model import PairScorer
-from bbedit.scope.pair_templates import labels_differ, roles_differ
+from bbedit.scope.pair_templates import rule_differs
 from bbedit.types import GateDecision, utc_now
 
 log = logging.getLogger(__name__)
@@ -171,9 +171,7 @@ class LearnedGate(GateBase):
             return []
         p = self.scorer.score(np.stack([c.features for c in cands]))
         for i, c in enumerate(cands):  # another Wikidata property, or another holder of the same office
-            names = (c.edit.subject, *c.edit.aliases)
-            if self.label_rule and (labels_differ(query, c.edit.prompt, names) is not None
-                                    or roles_differ(query, c.edit.prompt, names) is not None):
+            if self.label_rule and rule_differs(query, c.edit.prompt, (c.edit.subject, *c.edit.aliases)) is not None:
                 p[i] = 0.0
         order = np.argsort(-p, kind="stable")
         return [(cands[i].edit, float(p[i])) for i in order]

@@ -617,3 +617,14 @@ def roles_differ(query: str, prompt: str, names: Sequence[str] = ()) -> tuple[st
             said = sorted(a[role])[0], sorted(b[role])[0]
             return tuple(f"{q} {role}".strip() for q in said)  # type: ignore[return-value]
     return None
+
+
+def rule_differs(query: str, prompt: str, names: Sequence[str]) -> tuple[str, tuple[str, str]] | None:
+    """Why the gate's rules put an edit out of scope of ``query``, as (the rule, the two things that
+    differ): ("labels_differ", (query's label, prompt's label)) from :func:`labels_differ`, else
+    ("roles_differ", (query's office, prompt's office)) from :func:`roles_differ`; None when neither says."""
+    if (labels := labels_differ(query, prompt, names)) is not None:
+        return "labels_differ", labels
+    if (roles := roles_differ(query, prompt, names)) is not None:
+        return "roles_differ", roles
+    return None
