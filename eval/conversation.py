@@ -117,13 +117,14 @@ def build(name: str, data: Path, n: int, nq: list[str], rng: random.Random) -> t
     by_subject: dict[str, set[str]] = {}
     for e in ds.edits():
         by_subject.setdefault(e.subject, set()).add(e.id)
-    same_fact = name != "counterfact"  # zsRE's records of one subject ask one fact
-    own = counterfact_same_fact(path, ds.edits()) if name == "counterfact" else {}
+    # the edits a turn about an edit may rightly reach: zsRE's records of one subject ask one fact
+    right_of = counterfact_same_fact(path, ds.edits()) if name == "counterfact" else \
+        {e.id: frozenset(by_subject[e.subject]) for e in ds.edits()}
     cases = rng.sample(ds.cases, min(n, len(ds.cases)))
     turns: list[Turn] = []
     for c in cases:
         e = c.edits[0]
-        right = frozenset(by_subject[e.subject]) if same_fact else own[e.id]
+        right = right_of[e.id]
         para = next((p.text for p in c.of_kind("generalization") if e.subject in p.text), None)
         if para is not None:
             turns.append(Turn((*intro(e.subject), _user(para)), "named", right, set=name, edits=(e,)))
@@ -146,8 +147,7 @@ def build(name: str, data: Path, n: int, nq: list[str], rng: random.Random) -> t
         ea, eb = a.edits[0], b.edits[0]
         if ea.subject == eb.subject:
             continue
-        ra = frozenset(by_subject[ea.subject]) if same_fact else own[ea.id]
-        rb = frozenset(by_subject[eb.subject]) if same_fact else own[eb.id]
+        ra, rb = right_of[ea.id], right_of[eb.id]
         turns.append(Turn((_user(f"{ea.prompt} Also, {eb.prompt}"),), "two_edits", ra | rb, (ra, rb), set=name,
                           edits=(ea, eb)))
     return memory, turns
