@@ -54,9 +54,10 @@ def _usable(alias: str, common: set[str]) -> bool:
     return not alias.startswith(("the ", "The ")) and not alias.startswith("'")
 
 
-def _common_words(data: Path) -> set[str]:
-    """Words written in lower case in the training prompts (PopQA questions, counterfact-train prompts)."""
-    texts: list[str] = [r["question"] for r in json.loads((data / "popqa" / "popqa_test.json").read_text())]
+def _common_words(data: Path, records: Sequence[dict[str, Any]]) -> set[str]:
+    """Words written in lower case in the training prompts (the PopQA ``records``' questions,
+    counterfact-train's prompts)."""
+    texts: list[str] = [r["question"] for r in records]
     cf = data / "counterfact" / "counterfact-train.json"
     if cf.exists():
         for r in json.loads(cf.read_text()):
@@ -71,7 +72,7 @@ def build(data: str | Path) -> dict[str, Any]:
     """The alias table from ``data`` (``../shared/data``): ``{"groups": [[name, alias, ...], ...], ...}``."""
     data = Path(data)
     records = json.loads((data / "popqa" / "popqa_test.json").read_text())
-    common = _common_words(data)
+    common = _common_words(data, records)
     n: Counter[str] = Counter()
     seen: Counter[tuple[str, str]] = Counter()
     for r in records:
